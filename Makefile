@@ -1,0 +1,66 @@
+# Space Sync — the commands. `make run` starts the local stack on the
+# embedded defaults; `make test` runs every check and test.
+
+export GOTOOLCHAIN := go1.27.3
+GO        ?= go
+PKGS      := ./shared/... ./cloud-app/... ./dc-app/... ./devstack/...
+STATICCHECK_VERSION := v0.8.2
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+
+.PHONY: all run build deps test vet staticcheck gotest bench fuzz clean tidy
+
+all: build
+
+## run: build and start the whole local stack (simulators, cloud-app, dc-app)
+run: build
+	./bin/devstack
+
+## build: compile the services and the local stack into ./bin
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -o bin/cloud-app ./cloud-app
+	$(GO) build -trimpath -o bin/dc-app ./dc-app
+	$(GO) build -trimpath -o bin/devstack ./devstack/cmd/devstack
+
+## deps: install the Node oracles (npm jose, atlassian-jwt) and Go modules
+deps: interop/node_modules/.package-lock.json
+	$(GO) mod download -x >/dev/null 2>&1 || true
+
+interop/node_modules/.package-lock.json: interop/package.json interop/package-lock.json
+	cd interop && npm ci --no-audit --no-fund
+
+## test: vet, staticcheck and every module's tests (Postgres and Chromium are
+## provided by the tests themselves: a throwaway cluster, Debian's chromium)
+test: deps vet staticcheck gotest
+
+vet:
+	$(GO) vet $(PKGS)
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) $(PKGS)
+
+gotest:
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+## bench: the recorded benchmarks (see BENCHMARKS.md)
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./shared/token/ ./cloud-app/internal/connect/
+
+## fuzz: each fuzz target for FUZZTIME (default 10m)
+FUZZTIME ?= 10m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHeader$$' -fuzztime $(FUZZTIME) -parallel 1 ./shared/token/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) -parallel 1 ./shared/token/
+
+tidy:
+	cd shared && $(GO) mod tidy
+	cd cloud-app && $(GO) mod tidy
+	cd dc-app && $(GO) mod tidy
+	cd devstack && $(GO) mod tidy
+
+clean:
+	rm -rf bin
