@@ -251,3 +251,23 @@ func accessLog(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 		}
 	}
 }
+
+// Probe is the container health check: it GETs http://127.0.0.1<port>/readyz
+// (the port taken from addr) and returns an error unless it answers 200.
+// Images without a shell or curl run the binary itself as the check.
+func Probe(addr, path string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort("127.0.0.1", port) + path)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", path, resp.StatusCode)
+	}
+	return nil
+}
