@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"spacesync.io/devstack/confluencesim"
+	"spacesync.io/devstack/sendgridsim"
+	"spacesync.io/shared/secret"
+)
+
+// stack is the resolved layout of the local stack.
+type stack struct {
+	dataDir        string
+	confluenceAddr string // host:port, served as http://localhost:port
+	cloudAddr      string
+	dcAddr         string
+	sendgridAddr   string
+	lookup         func(string) (string, bool)
+	out            io.Writer
+	log            *slog.Logger
+}
+
+func (s *stack) confluenceURL() string { return "http://" + hostPort("localhost", s.confluenceAddr) }
+func (s *stack) cloudURL() string      { return "http://" + hostPort("127.0.0.1", s.cloudAddr) }
+func (s *stack) dcURL() string         { return "http://" + hostPort("127.0.0.1", s.dcAddr) }
+func (s *stack) sendgridURL() string   { return "http://" + hostPort("127.0.0.1", s.sendgridAddr) }
+
+// hostPort keeps addr's port and names it with host, the name browsers and
+// the services use (localhost for the simulator, 127.0.0.1 for the apps, so
+// the iframe is cross-site as in production).
+func hostPort(host, addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (s *stack) get(name, def string) string {
+	if v, ok := s.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
+	mode := "up"
+	if len(args) > 0 {
+		mode = args[0]
+	}
+	if mode != "up" && mode != "sims" {
+		return fmt.Errorf("unknown command %q (want: devstack [up|sims])", mode)
+	}
+	s := &stack{lookup: lookup, out: out}
+	s.log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("svc", "devstack")
+	s.dataDir = s.get("DEVSTACK_DATA_DIR", "data")
+	s.confluenceAddr = s.get("CONFLUENCE_SIM_ADDR", "localhost:8080")
+	s.cloudAddr = s.get("CLOUD_APP_ADDR", "127.0.0.1:8081")
+	s.dcAddr = s.get("DC_APP_ADDR", "127.0.0.1:8082")
+	s.sendgridAddr = s.get("SENDGRID_SIM_ADDR", "127.0.0.1:8083")
+	if err := os.MkdirAll(filepath.Join(s.dataDir, "devstack"), 0o700); err != nil {
+		return err
+	}
+	if mode == "sims" {
+		return s.runSims(ctx)
+	}
+	return s.runUp(ctx)
+}
+
+// sendgridKey is the API key the SendGrid simulator accepts: SENDGRID_API_KEY
+// when set, else one generated and kept in the data directory.
+func (s *stack) sendgridKey() (string, error) {
+	if v := s.get("SENDGRID_API_KEY", ""); v != "" {
+		return v, nil
+	}
+	v, _, err := secret.LoadOrCreateFile(filepath.Join(s.dataDir, "devstack", "sendgrid-api-key"), func() (string, error) {
+		return "SG." + randomString(24) + "." + randomString(32), nil
+	})
+	return v, err
+}
+
+// adminPassword is the Data Center admin password for the banner:
+// DC_APP_ADMIN_PASSWORD when set, else one generated on the first run and
+// kept in the data directory (the local stack only).
+func (s *stack) adminPassword() (string, error) {
+	if v := s.get("DC_APP_ADMIN_PASSWORD", ""); v != "" {
+		return v, nil
+	}
+	v, _, err := secret.LoadOrCreateFile(filepath.Join(s.dataDir, "devstack", "dc-admin-password"), func() (string, error) {
+		return randomString(18), nil
+	})
+	return v, err
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}
+
+// servers runs the simulators' HTTP servers; they stop when ctx is done.
+type servers struct {
+	wg   sync.WaitGroup
+	errc chan error
+}
+
+func (sv *servers) serve(ctx context.Context, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another stack running? set the *_ADDR variables)", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	sv.wg.Add(2)
+	go func() {
+		defer sv.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			sv.errc <- err
+		}
+	}()
+	go func() {
+		defer sv.wg.Done()
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	return nil
+}
+
+func (s *stack) startSims(ctx context.Context, sv *servers) (*confluencesim.Sim, error) {
+	key, err := s.sendgridKey()
+	if err != nil {
+		return nil, err
+	}
+	sg := sendgridsim.New(sendgridsim.Config{APIKey: key, Logger: s.log.With("svc", "sendgrid-sim")})
+	if err := sv.serve(ctx, s.sendgridAddr, sg.Handler()); err != nil {
+		return nil, err
+	}
+	cs, err := confluencesim.New(confluencesim.Config{
+		PublicURL:        s.confluenceURL(),
+		AppDescriptorURL: s.get("CLOUD_APP_BASE_URL", s.cloudURL()) + "/atlassian-connect.json",
+		StateFile:        filepath.Join(s.dataDir, "devstack", "confluence-sim.json"),
+		Logger:           s.log.With("svc", "confluence-sim"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := sv.serve(ctx, s.confluenceAddr, cs.Handler()); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+func (s *stack) runSims(ctx context.Context) error {
+	sv := &servers{errc: make(chan error, 4)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cs, err := s.startSims(ctx, sv)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, s.get("CLOUD_APP_BASE_URL", s.cloudURL())+"/readyz", 2*time.Minute); err != nil {
+		return fmt.Errorf("cloud-app is not ready: %w", err)
+	}
+	if err := cs.Install(ctx); err != nil {
+		return fmt.Errorf("install the app into the Confluence simulator: %w", err)
+	}
+	s.log.Info("simulators up", "confluence", s.confluenceURL()+"/wiki/", "sendgrid", s.sendgridURL())
+	select {
+	case <-ctx.Done():
+	case err = <-sv.errc:
+	}
+	cancel()
+	sv.wg.Wait()
+	return err
+}
+
+func (s *stack) runUp(ctx context.Context) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	binDir := filepath.Dir(bin)
+	for _, name := range []string{"cloud-app", "dc-app"} {
+		if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
+			return fmt.Errorf("%s is not built next to devstack in %s: run `make build` (or `make run`)", name, binDir)
+		}
+	}
+	sgKey, err := s.sendgridKey()
+	if err != nil {
+		return err
+	}
+	adminPass, err := s.adminPassword()
+	if err != nil {
+		return err
+	}
+	adminUser := s.get("DC_APP_ADMIN_USERNAME", "admin")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sv := &servers{errc: make(chan error, 8)}
+	cs, err := s.startSims(ctx, sv)
+	if err != nil {
+		return err
+	}
+
+	cloudEnv := map[string]string{
+		"CLOUD_APP_ADDR":             s.cloudAddr,
+		"CLOUD_APP_BASE_URL":         s.cloudURL(),
+		"CLOUD_APP_DATA_DIR":         filepath.Join(s.dataDir, "cloud-app"),
+		"CLOUD_APP_INSTALL_KEYS_URL": s.confluenceURL() + "/install-keys",
+		"CLOUD_APP_PRODUCT_HOSTS":    "localhost",
+		"MAIL_MODE":                  "sendgrid",
+		"SENDGRID_API_KEY":           sgKey,
+		"SENDGRID_API_URL":           s.sendgridURL(),
+	}
+	dcEnv := map[string]string{
+		"DC_APP_ADDR":               s.dcAddr,
+		"DC_APP_BASE_URL":           s.dcURL(),
+		"DC_APP_DATA_DIR":           filepath.Join(s.dataDir, "dc-app"),
+		"DC_APP_TRUSTED_CLOUD_URLS": s.cloudURL(),
+		"DC_APP_ADMIN_USERNAME":     adminUser,
+		"DC_APP_ADMIN_PASSWORD":     adminPass,
+	}
+	procs := []*proc{
+		{name: "cloud-app", path: filepath.Join(binDir, "cloud-app"), env: s.childEnv(cloudEnv)},
+		{name: "dc-app", path: filepath.Join(binDir, "dc-app"), env: s.childEnv(dcEnv)},
+	}
+	exited := make(chan *proc, len(procs))
+	for _, p := range procs {
+		if err := p.start(s.out, exited); err != nil {
+			cancel()
+			stopAll(procs)
+			return err
+		}
+	}
+	defer stopAll(procs)
+
+	cloudBase := s.childValue(cloudEnv, "CLOUD_APP_BASE_URL")
+	if err := waitReady(ctx, cloudBase+"/readyz", 2*time.Minute); err != nil {
+		return fmt.Errorf("cloud-app did not become ready: %w", err)
+	}
+	if err := waitReady(ctx, s.childValue(dcEnv, "DC_APP_BASE_URL")+"/readyz", 2*time.Minute); err != nil {
+		return fmt.Errorf("dc-app did not become ready: %w", err)
+	}
+	if err := cs.Install(ctx); err != nil {
+		return fmt.Errorf("install the app into the Confluence simulator: %w", err)
+	}
+	s.banner(adminUser, adminPass)
+
+	select {
+	case <-ctx.Done():
+		err = nil
+	case p := <-exited:
+		err = fmt.Errorf("%s exited: %v", p.name, p.err)
+	case err = <-sv.errc:
+	}
+	s.log.Info("stopping")
+	stopAll(procs)
+	cancel()
+	sv.wg.Wait()
+	return err
+}
+
+// childEnv is this process's environment with the stack's defaults for the
+// variables it does not set.
+func (s *stack) childEnv(defaults map[string]string) []string {
+	env := os.Environ()
+	for k, v := range defaults {
+		if _, ok := s.lookup(k); ok && strings.TrimSpace(s.get(k, "")) != "" {
+			continue
+		}
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func (s *stack) childValue(defaults map[string]string, k string) string {
+	return s.get(k, defaults[k])
+}
+
+func (s *stack) banner(user, pass string) {
+	fmt.Fprintf(s.out, `
+  Space Sync local stack is up.
+
+    Confluence Cloud simulator   %s/wiki/        <- start here: open "Space Sync"
+    cloud-app                    %s
+    dc-app (Data Center)         %s/space-sync   sign in as %s / %s
+    SendGrid simulator           %s              (mails cloud-app sent)
+
+  Data: %s    Stop: Ctrl-C
+
+`, s.confluenceURL(), s.cloudURL(), s.dcURL(), user, pass, s.sendgridURL(), s.dataDir)
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("%s answered %d", url, resp.StatusCode)
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// proc is a service child process whose output is prefixed with its name.
+type proc struct {
+	name string
+	path string
+	env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func (p *proc) start(out io.Writer, exited chan<- *proc) error {
+	p.cmd = exec.Command(p.path)
+	p.cmd.Env = p.env
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	p.cmd.Stderr = p.cmd.Stdout
+	if err := p.cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	p.done = make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			fmt.Fprintf(out, "[%s] %s\n", p.name, sc.Text())
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+		exited <- p
+	}()
+	return nil
+}
+
+func stopAll(procs []*proc) {
+	for _, p := range procs {
+		if p.cmd != nil && p.cmd.Process != nil && p.done != nil {
+			select {
+			case <-p.done:
+				continue
+			default:
+			}
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, p := range procs {
+		if p.done == nil {
+			continue
+		}
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}

@@ -1,0 +1,23 @@
+// ajwt_qsh.mjs: the canonical request and qsh of each request, computed by
+// npm atlassian-jwt 2.0.3, for the Confluence simulator's tests.
+//
+// stdin:  [{"method": "GET", "url": "http://host/wiki/api?x=1", "baseUrl": "http://host/wiki"}, ...]
+// stdout: [{"canonical": "GET&/api&x=1", "qsh": "<hex>"} | {"error": "..."}, ...]
+import * as ajwt from 'atlassian-jwt';
+
+const chunks = [];
+for await (const c of process.stdin) chunks.push(c);
+const input = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+
+const out = input.map(({ method, url, baseUrl }) => {
+  try {
+    const req = ajwt.fromMethodAndUrl(method, url);
+    return {
+      canonical: ajwt.createCanonicalRequest(req, false, baseUrl),
+      qsh: ajwt.createQueryStringHash(req, false, baseUrl),
+    };
+  } catch (e) {
+    return { error: String(e && e.message) };
+  }
+});
+process.stdout.write(JSON.stringify(out));
