@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: all run build deps test vet staticcheck gotest bench fuzz clean tidy
+.PHONY: all run build deps test vet staticcheck vulncheck gotest bench fuzz clean tidy
 
 all: build
 
@@ -32,7 +32,7 @@ interop/node_modules/.package-lock.json: interop/package.json interop/package-lo
 
 ## test: vet, staticcheck and every module's tests (Postgres and Chromium are
 ## provided by the tests themselves: a throwaway cluster, Debian's chromium)
-test: deps vet staticcheck gotest
+test: deps vet staticcheck vulncheck gotest
 
 vet:
 	$(GO) vet $(PKGS)
@@ -42,6 +42,10 @@ $(STATICCHECK):
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) $(PKGS)
+
+## vulncheck: govulncheck against a local copy of the Go vulnerability database
+vulncheck:
+	bash scripts/vulncheck.sh
 
 gotest:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
