@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+
+	"spacesync.io/shared/apperr"
+	"spacesync.io/shared/token"
+)
+
+// Redemption (DESIGN section 5) is decided here, in one transaction, after
+// the handler has opened the token: the claims are authenticated, and the
+// checks that depend only on them (ver, aud, iss, nbf, exp) are done. The
+// order of what follows is part of the contract:
+//
+//  1. The stored record: an unknown jti, or a redemption secret whose hash
+//     does not match (compared in constant time), is invalid_token, as is a
+//     token whose claims disagree with its record. Nothing about stored
+//     state is revealed before this.
+//  2. expect (site base URL, space id, sync id) must match the token:
+//     token_mismatch. This depends only on the authenticated token and the
+//     request, so it comes before the codes that reveal stored state; a DC
+//     admin who previewed another token learns nothing about this one.
+//  3. Stored state: tenant_uninstalled, sync_deleted, token_revoked, then a
+//     used token, which is token_used unless the request is an exact replay.
+//  4. The writes, each checked by rows affected: the sync from
+//     NOT_SYNCED_YET to SYNCED first (0 rows: another redemption won,
+//     token_used), then the token marked used (0 rows: token_used), the
+//     sync's other outstanding tokens revoked as superseded, the link, the
+//     audit record. A unique violation (a second active link, a second link
+//     for the token, a reused link secret) is token_used: never a 500.
+
+// Expect is what the DC admin saw in the preview.
+type Expect struct {
+	SiteBaseURL string
+	SpaceID     string
+	SyncID      string
+}
+
+// RedeemInput is a redemption request whose token the caller has opened.
+type RedeemInput struct {
+	// Claims are the authenticated claims from token.Opener.Open.
+	Claims *token.Claims
+	// Instance is the redeeming dc-app installation.
+	Instance Instance
+	// Name is the name the DC admin gave the synced space.
+	Name string
+	// LinkSecret is the dc-app generated link secret; only its hash is kept.
+	LinkSecret string
+	Expect     Expect
+}
+
+// The refusals of a redemption. Messages are shown to the DC admin.
+var (
+	errRedeemInvalid = apperr.New(apperr.InvalidToken,
+		"This is not a valid space token: Space Sync has no record of it. Use the token file exactly as you received it, or ask the source space admin for a new token.")
+	errRedeemMismatch = apperr.New(apperr.TokenMismatch,
+		"This token is not the one that was previewed: its site, space or sync differs. Start the import again with the token file.")
+	errRedeemUninstalled = apperr.New(apperr.TenantUninstalled,
+		"The Confluence Cloud site that issued this token has uninstalled Space Sync. Ask the source space admin to reinstall it and send a new token.")
+	errRedeemSyncDeleted = apperr.New(apperr.SyncDeleted,
+		"The sync this token belongs to was deleted on the Confluence Cloud side. Ask the source space admin for a new token.")
+	errRedeemRevoked = apperr.New(apperr.TokenRevoked,
+		"This token was revoked on the Confluence Cloud side. Ask the source space admin for a new token.")
+	errRedeemSuperseded = apperr.New(apperr.TokenRevoked,
+		"This token no longer works: the sync was linked with another token. Ask the source space admin for a new token if it must be paired again.")
+	errRedeemUsed = apperr.New(apperr.TokenUsed,
+		"This token has already been used. A token works once; ask the source space admin for a new token.")
+)
+
+// redemptionState is what the checks of steps 1 to 3 read.
+type redemptionState struct {
+	tok  tokenRow
+	sync syncRow
+	site Site
+}
+
+// checkRecord is step 1: the token row for the claims, with its redemption
+// secret checked in constant time.
+func checkRecord(tx *gorm.DB, c *token.Claims) (tokenRow, error) {
+	var t tokenRow
+	err := tx.Where("jti = ?", c.ID).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return t, errRedeemInvalid
+	}
+	if err != nil {
+		return t, err
+	}
+	ok := subtle.ConstantTimeCompare([]byte(SecretHash(c.RedemptionSecret)), []byte(t.RsHash)) == 1
+	if !ok || t.SyncID != c.Sync.ID {
+		return t, errRedeemInvalid
+	}
+	return t, nil
+}
+
+// checkState is step 3 up to, not including, the used check: it loads the
+// tenant and the sync and refuses in the order tenant_uninstalled,
+// sync_deleted, token_revoked.
+func checkState(tx *gorm.DB, c *token.Claims, t tokenRow) (redemptionState, error) {
+	st := redemptionState{tok: t}
+	var tenant struct {
+		ClientKey  string
+		BaseURL    string `gorm:"column:base_url"`
+		DisplayURL string `gorm:"column:display_url"`
+		State      string
+	}
+	if err := tx.Table("tenants").Select("client_key, base_url, display_url, state").
+		Where("id = ?", t.TenantID).Take(&tenant).Error; err != nil {
+		return st, err
+	}
+	if tenant.ClientKey != c.Site.ClientKey {
+		return st, errRedeemInvalid
+	}
+	if tenant.State == string(TenantUninstalled) {
+		return st, errRedeemUninstalled
+	}
+	st.site = Site{BaseURL: tenant.BaseURL, DisplayURL: tenant.DisplayURL}
+	if err := tx.Where("id = ?", t.SyncID).Take(&st.sync).Error; err != nil {
+		return st, err
+	}
+	if st.sync.DeletedAt != nil {
+		return st, errRedeemSyncDeleted
+	}
+	if t.RevokedAt != nil {
+		if t.RevokeReason == RevokeSuperseded {
+			return st, errRedeemSuperseded
+		}
+		return st, errRedeemRevoked
+	}
+	return st, nil
+}
+
+// expectMatches is step 2.
+func expectMatches(e Expect, c *token.Claims) bool {
+	siteOK := e.SiteBaseURL == c.Site.BaseURL || token.SameBaseURL(e.SiteBaseURL, c.Site.BaseURL)
+	return siteOK && e.SpaceID == c.Space.ID && e.SyncID == c.Sync.ID
+}
+
+// replay applies the replay rules to a used token: the same link comes back
+// only if the instance id and the link secret match (both compared in
+// constant time, both always compared), the link is still active and dc-app
+// has made no authenticated call on it. Anything else is token_used.
+func replay(tx *gorm.DB, st redemptionState, instanceID, linkHash string) (Link, error) {
+	var r linkRow
+	err := tx.Where("token_jti = ?", st.tok.JTI).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Link{}, errRedeemUsed
+	}
+	if err != nil {
+		return Link{}, err
+	}
+	sameInstance := subtle.ConstantTimeCompare([]byte(instanceID), []byte(r.InstanceID))
+	sameSecret := subtle.ConstantTimeCompare([]byte(linkHash), []byte(r.SecretHash))
+	if sameInstance&sameSecret != 1 || r.Status != LinkActive || r.LastUsedAt != nil {
+		return Link{}, errRedeemUsed
+	}
+	sync, err := st.sync.domain()
+	if err != nil {
+		return Link{}, err
+	}
+	return r.domain(sync, st.site), nil
+}
+
+// Redeem redeems an opened token (DESIGN section 5) in one transaction and
+// returns the new link, or on an exact replay the existing link with replay
+// true. Refusals are *apperr.Error with the codes invalid_token,
+// token_mismatch, tenant_uninstalled, sync_deleted, token_revoked and
+// token_used, in the order described above; a conflict that outlives the
+// bounded retries is unavailable. The link secret is kept only as a hash.
+func (s *Store) Redeem(ctx context.Context, in RedeemInput) (Link, bool, error) {
+	c := in.Claims
+	if c == nil || in.LinkSecret == "" || in.Instance.ID == "" || in.Name == "" {
+		return Link{}, false, errors.New("store: Redeem: incomplete input")
+	}
+	linkHash := SecretHash(in.LinkSecret)
+	var (
+		out      Link
+		isReplay bool
+	)
+	err := s.txNow(ctx, func(tx *gorm.DB, now time.Time) error {
+		isReplay = false
+		t, err := checkRecord(tx, c)
+		if err != nil {
+			return err
+		}
+		if !expectMatches(in.Expect, c) {
+			return errRedeemMismatch
+		}
+		st, err := checkState(tx, c, t)
+		if err != nil {
+			return err
+		}
+		if t.UsedAt != nil {
+			out, err = replay(tx, st, in.Instance.ID, linkHash)
+			isReplay = err == nil
+			return err
+		}
+
+		// The first write: only one redemption of this sync can move it.
+		res := tx.Exec(`UPDATE syncs SET status = ?, updated_at = ? WHERE id = ? AND status = ? AND deleted_at IS NULL`,
+			SyncSynced, now, t.SyncID, SyncNotSyncedYet)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			// Another redemption won. If it was this very token (a retry
+			// racing the first attempt), the replay rules decide; on
+			// Postgres this statement sees what that one committed.
+			var again tokenRow
+			if err := tx.Where("jti = ?", t.JTI).Take(&again).Error; err != nil {
+				return err
+			}
+			if again.UsedAt != nil {
+				st.tok = again
+				if err := tx.Where("id = ?", t.SyncID).Take(&st.sync).Error; err != nil {
+					return err
+				}
+				out, err = replay(tx, st, in.Instance.ID, linkHash)
+				isReplay = err == nil
+				return err
+			}
+			return errRedeemUsed
+		}
+		res = tx.Exec(`UPDATE tokens SET used_at = ? WHERE jti = ? AND used_at IS NULL AND revoked_at IS NULL`, now, t.JTI)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errRedeemUsed
+		}
+		superseded, err := revokeOutstanding(tx, t.SyncID, t.JTI, RevokeSuperseded, now)
+		if err != nil {
+			return err
+		}
+		row := linkRow{
+			ID: newRecordID(), TenantID: t.TenantID, SyncID: t.SyncID, TokenJTI: t.JTI,
+			InstanceID: in.Instance.ID, InstanceName: in.Instance.Name, InstanceBaseURL: in.Instance.BaseURL,
+			Name: in.Name, SecretHash: linkHash, Status: LinkActive, CreatedAt: now,
+		}
+		if err := tx.Create(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return errRedeemUsed
+			}
+			return err
+		}
+		if err := audit(tx, t.TenantID, t.SyncID, InstanceActor(in.Instance.ID), "link.created", map[string]any{
+			"linkId": row.ID, "jti": t.JTI, "instanceId": in.Instance.ID, "instanceName": in.Instance.Name,
+			"instanceBaseUrl": in.Instance.BaseURL, "name": in.Name, "tokensSuperseded": superseded,
+		}); err != nil {
+			return err
+		}
+		st.sync.Status = SyncSynced
+		st.sync.UpdatedAt = now
+		sync, err := st.sync.domain()
+		if err != nil {
+			return err
+		}
+		out = row.domain(sync, st.site)
+		return nil
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		err = errRedeemUsed
+	}
+	if err != nil {
+		return Link{}, false, err
+	}
+	return out, isReplay, nil
+}
+
+// CheckToken says what a redemption of an opened token would get now,
+// without changing anything (for previews): nil if it could succeed, or
+// the *apperr.Error it would be refused with: invalid_token (unknown jti,
+// wrong redemption secret), tenant_uninstalled, sync_deleted,
+// token_revoked or token_used (used, or its sync already linked by another
+// token). Other errors are failures to read.
+func (s *Store) CheckToken(ctx context.Context, c *token.Claims) error {
+	if c == nil {
+		return errors.New("store: CheckToken: no claims")
+	}
+	var verdict error
+	err := s.txNow(ctx, func(tx *gorm.DB, _ time.Time) error {
+		verdict = nil
+		t, err := checkRecord(tx, c)
+		if err == nil {
+			var st redemptionState
+			st, err = checkState(tx, c, t)
+			if err == nil && (t.UsedAt != nil || st.sync.Status != SyncNotSyncedYet) {
+				err = errRedeemUsed
+			}
+		}
+		var ae *apperr.Error
+		if errors.As(err, &ae) {
+			verdict = ae
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return verdict
+}
