@@ -30,7 +30,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.LookupEnv, os.Stderr, nil); err != nil {
+	if err := run(ctx, os.LookupEnv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "dc-app:", err)
 		os.Exit(1)
 	}

@@ -16,9 +16,10 @@ import (
 	"spacesync.io/shared/secret"
 )
 
-// run starts dc-app and serves until ctx is done. ready, when not nil,
-// receives the listening address.
-func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writer, ready func(net.Addr)) error {
+// run starts dc-app and serves until ctx is done. The log goes to logOut;
+// the one-time print of a generated admin password goes to stdout, never to
+// the log. ready, when not nil, receives the listening address.
+func run(ctx context.Context, lookup func(string) (string, bool), stdout, logOut io.Writer, ready func(net.Addr)) error {
 	cfg, err := config.Load(lookup)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 	log.Info("database ready", "dialect", d.Dialect)
 
 	app, err := web.New(ctx, web.Deps{
-		Config: cfg, Logger: log, DB: d, SecretKey: secretKey, Now: time.Now, Out: logOut,
+		Config: cfg, Logger: log, DB: d, SecretKey: secretKey, Now: time.Now, Out: stdout,
 	})
 	if err != nil {
 		return err

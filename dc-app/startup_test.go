@@ -35,7 +35,7 @@ func start(t *testing.T, vars map[string]string) started {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, env.FromMap(vars), io.Discard, func(a net.Addr) { addrc <- a }) }()
+	go func() { errc <- run(ctx, env.FromMap(vars), io.Discard, io.Discard, func(a net.Addr) { addrc <- a }) }()
 	var once sync.Once
 	var stopErr error
 	stop := func() error {
@@ -136,7 +136,7 @@ func TestRun_BadConfigStopsWithOneLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.vars["DC_APP_DATA_DIR"] = t.TempDir()
-			err := run(context.Background(), env.FromMap(tt.vars), io.Discard, nil)
+			err := run(context.Background(), env.FromMap(tt.vars), io.Discard, io.Discard, nil)
 			if err == nil {
 				t.Fatal("run: got nil, want an error")
 			}
