@@ -57,7 +57,7 @@ bench: deps
 ## fuzz: each fuzz target for FUZZTIME (default 10m)
 FUZZTIME ?= 10m
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadHeader$$' -fuzztime $(FUZZTIME) -parallel 1 ./shared/token/
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -parallel 1 ./shared/token/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) -parallel 1 ./shared/token/
 
 tidy:
