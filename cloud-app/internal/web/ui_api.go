@@ -615,6 +615,7 @@ func (a *App) handleUIDefaultPermissions(c echo.Context) error {
 	if len(users) == 0 && len(out) == 0 {
 		users = append(users, u.account)
 	}
+	out = out[:min(len(out), store.MaxSyncPermissions)]
 	users = users[:min(len(users), store.MaxSyncPermissions-len(out))]
 	named := make([]*connect.User, len(users))
 	err = forEach(ctx, len(users), func(ctx context.Context, i int) error {

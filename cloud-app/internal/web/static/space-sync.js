@@ -132,13 +132,13 @@
     return el('span', { 'class': 'lozenge', text: 'Not sync yet' });
   }
 
-  function avatar(key) {
+  function avatar(key, name) {
     var h = 0;
     for (var i = 0; i < key.length; i++) {
       h = (h * 31 + key.charCodeAt(i)) % 997;
     }
     var n = h % 6;
-    var letter = (key.replace(/^~/, '').charAt(0) || '?').toUpperCase();
+    var letter = (name || key.replace(/^~/, '') || '?').charAt(0).toUpperCase();
     return el('span', { 'class': 'ss-avatar' + (n ? ' ss-avatar--' + n : ''), 'aria-hidden': 'true', text: letter });
   }
 
@@ -654,7 +654,7 @@
         type.push(' ', el('span', { 'class': 'lozenge lozenge--moved', text: 'Archived' }));
       }
       body.appendChild(el('tr', null,
-        el('td', null, el('span', { 'class': 'ss-space' }, avatar(sp.key), el('span', { 'class': 'ss-space__name', text: sp.name }))),
+        el('td', null, el('span', { 'class': 'ss-space' }, avatar(sp.key, sp.name), el('span', { 'class': 'ss-space__name', text: sp.name }))),
         el('td', null, el('code', { text: sp.key })),
         el('td', null, type),
         el('td', null, syncsSummary(sp.syncs)),
@@ -1002,6 +1002,13 @@
         break;
     }
   });
+  // Enter in the picker chooses; it never submits the form (some input
+  // methods deliver the keypress even when the keydown was handled).
+  $('create-perms-input').addEventListener('keypress', function (ev) {
+    if (ev.key === 'Enter') {
+      ev.preventDefault();
+    }
+  });
   $('create-perms-input').addEventListener('blur', function () {
     setTimeout(closeListbox, 150);
   });
@@ -1172,15 +1179,17 @@
             var msg = 'The token was sent to ' + to + '. Ask them to check their Inbox and their Spam or Junk folder.';
             if (shown()) {
               sendProgress('success', msg);
+            } else {
+              flag('success', 'Token sent', msg);
             }
-            flag('success', 'Token sent', msg);
             return;
           case 'outbox':
             var out = 'The email to ' + to + ' was saved to the outbox and not sent: this Space Sync writes emails to files (MAIL_MODE=outbox). Download the token instead, or ask your administrator to set up SendGrid.';
             if (shown()) {
               sendProgress('warning', out);
+            } else {
+              flag('warning', 'Saved to outbox, not sent', out);
             }
-            flag('warning', 'Saved to outbox, not sent', out);
             return;
           case 'failed':
             var why = 'The token was not sent to ' + to + '. ' + (st.reason || 'The email service refused it.');
@@ -1189,16 +1198,18 @@
               setSendInputs(true);
               $('send-submit').hidden = false;
               idle($('send-submit'), 'Send again');
+            } else {
+              flag('error', 'Token not sent', why);
             }
-            flag('error', 'Token not sent', why);
             return;
         }
         if (Date.now() - started > POLL_LIMIT_MS) {
           var slow = 'The email to ' + to + ' is still waiting to be sent. Space Sync keeps trying; the sync’s details show when it goes out.';
           if (shown()) {
             sendProgress('warning', slow);
+          } else {
+            flag('warning', 'Still sending', slow);
           }
-          flag('warning', 'Still sending', slow);
           return;
         }
         if (shown()) {
@@ -1211,8 +1222,9 @@
           var lost = 'Space Sync could not follow the email to ' + email.to + ': ' + errorText(err) + ' The sync’s details show whether it was sent.';
           if (shown()) {
             sendProgress('warning', lost);
+          } else {
+            flag('warning', 'Email status unknown', lost);
           }
-          flag('warning', 'Email status unknown', lost);
           return;
         }
         setTimeout(tick, 2000);
@@ -1293,7 +1305,6 @@
       $('download-result').hidden = false;
       $('download-cancel').textContent = 'Close';
       $('download-cancel').focus();
-      flag('success', 'Token downloaded', name + ' was saved. It works once' + (expires ? ' and expires ' + formatDate(expires) : '') + '.');
     }).catch(function (err) {
       idle(btn, 'Download');
       showFormError(download.form, 'download', err);
