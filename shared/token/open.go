@@ -67,6 +67,11 @@ type wireClaims struct {
 //   - token_expired: exp not later than now minus Leeway.
 //
 // The caller then checks the stored record (jti known, rs hash).
+//
+// With token_expired, and only then, Open also returns the claims: the token
+// is authentic and merely late, and a redemption server still owes an exact
+// replay of a redemption it already accepted (DESIGN section 5, item 4)
+// whatever the clock says. Every other refusal returns nil claims.
 func (o *Opener) Open(raw []byte) (*Claims, error) {
 	if o.Keys == nil || len(o.Keys.keys) == 0 {
 		return nil, internalf("open: no token keys")
@@ -134,6 +139,9 @@ func (o *Opener) Open(raw []byte) (*Claims, error) {
 	}
 	now, leeway := clock(o.Now, o.Leeway)
 	if err := checkTimes(now, leeway, w.Iat, w.Nbf, w.Exp); err != nil {
+		if apperr.CodeOf(err) == apperr.TokenExpired {
+			return claims, err // authenticated, only late: see Open
+		}
 		return nil, err
 	}
 	return claims, nil

@@ -252,8 +252,17 @@ func TestOpener_Open_RealClock(t *testing.T) {
 	old := []byte(mustMint(t, o.Keys, testClaims(time.Now().Add(-8*24*time.Hour))))
 	_, err := o.Open(fresh)
 	checkRefusal(t, "Open fresh", err, "")
-	_, err = o.Open(old)
+	late, err := o.Open(old)
 	checkRefusal(t, "Open old", err, apperr.TokenExpired)
+	// An expired token is authentic: its claims come with the refusal, so
+	// that an exact replay of an accepted redemption can still be honoured.
+	if late == nil || late.ID == "" || late.RedemptionSecret == "" {
+		t.Errorf("Open old: claims %+v; want the authenticated claims with token_expired", late)
+	}
+	future := []byte(mustMint(t, o.Keys, testClaims(time.Now().Add(time.Hour))))
+	if c, err := o.Open(future); c != nil || apperr.CodeOf(err) != apperr.TokenNotYetValid {
+		t.Errorf("Open future: %+v, %v; want no claims and token_not_yet_valid", c, err)
+	}
 	_, err = r.Read(fresh)
 	checkRefusal(t, "Read fresh", err, "")
 	_, err = r.Read(old)

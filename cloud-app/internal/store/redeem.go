@@ -271,6 +271,43 @@ func (s *Store) Redeem(ctx context.Context, in RedeemInput) (Link, bool, error) 
 	return out, isReplay, nil
 }
 
+// ReplayExpired answers a redemption of an expired token (DESIGN section 5,
+// item 4): the token is used and the request is an exact replay of the
+// redemption that used it, so the same link comes back. Any other case is
+// refused with expired, the caller's token_expired error, so that a late
+// request learns nothing about stored state that an expired token would not
+// tell it. It writes nothing.
+func (s *Store) ReplayExpired(ctx context.Context, in RedeemInput, expired error) (Link, error) {
+	c := in.Claims
+	if c == nil || in.LinkSecret == "" || in.Instance.ID == "" {
+		return Link{}, expired
+	}
+	linkHash := SecretHash(in.LinkSecret)
+	var out Link
+	err := s.txNow(ctx, func(tx *gorm.DB, _ time.Time) error {
+		t, err := checkRecord(tx, c)
+		if err != nil {
+			return err
+		}
+		if !expectMatches(in.Expect, c) || t.UsedAt == nil {
+			return expired
+		}
+		st, err := checkState(tx, c, t)
+		if err != nil {
+			return err
+		}
+		out, err = replay(tx, st, in.Instance.ID, linkHash)
+		return err
+	})
+	if err != nil {
+		if ae := apperr.As(err); ae != nil && ae.Code != apperr.Unavailable {
+			return Link{}, expired // a refusal: the expiry is the answer
+		}
+		return Link{}, err
+	}
+	return out, nil
+}
+
 // CheckToken says what a redemption of an opened token would get now,
 // without changing anything (for previews): nil if it could succeed, or
 // the *apperr.Error it would be refused with: invalid_token (unknown jti,

@@ -129,16 +129,26 @@ func (a *App) handleRedeem(c echo.Context) error {
 		return err
 	}
 	claims, err := a.tokenOpener.Open([]byte(req.Token))
-	if err != nil {
+	if err != nil && claims == nil {
 		return err
 	}
-	link, replay, err := a.store.Redeem(c.Request().Context(), store.RedeemInput{
+	in := store.RedeemInput{
 		Claims:     claims,
 		Instance:   store.Instance{ID: req.Instance.ID, Name: req.Instance.Name, BaseURL: req.Instance.BaseURL},
 		Name:       req.Name,
 		LinkSecret: req.LinkSecret,
 		Expect:     store.Expect{SiteBaseURL: req.Expect.SiteBaseURL, SpaceID: req.Expect.SpaceID, SyncID: req.Expect.SyncID},
-	})
+	}
+	if err != nil {
+		// Expired but authentic: only an exact replay of the redemption
+		// that used it still gets its link (dc-app's retry of a lost answer).
+		link, err := a.store.ReplayExpired(c.Request().Context(), in, err)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, protocol.RedemptionResponse{Link: protocolLink(link)})
+	}
+	link, replay, err := a.store.Redeem(c.Request().Context(), in)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ type v1Case struct {
 	previewWant   string
 	redeemStatus  int
 	redeemCode    apperr.Code
+	// later moves the app's clock forward after setup (and back after the
+	// case): a replay that arrives after the token expired.
+	later time.Duration
 }
 
 type v1Fixture struct {
@@ -159,6 +162,27 @@ func v1Cases() []v1Case {
 				e.tb.Fatalf("GET links/self: %s", r)
 			}
 		}, previewStatus: 200, previewWant: string(apperr.TokenUsed), redeemStatus: 409, redeemCode: apperr.TokenUsed},
+		// dc-app retries a redemption whose answer was lost until it gets a
+		// definite one (DESIGN section 5), possibly after the token expired:
+		// the exact replay still gets its link, anyone else token_expired.
+		{name: "OK_ExactReplay_AfterExpiry", setup: func(e *v1Env, f *v1Fixture) {
+			f.redeemFirst(e, f.req.Instance.ID, f.req.LinkSecret)
+		}, later: token.Lifetime + time.Hour,
+			previewStatus: 410, previewWant: string(apperr.TokenExpired), redeemStatus: 200},
+		{name: "ErrExpired_WrongSecretReplay", setup: func(e *v1Env, f *v1Fixture) {
+			f.redeemFirst(e, f.req.Instance.ID, e.newLinkSecret())
+		}, later: token.Lifetime + time.Hour,
+			previewStatus: 410, previewWant: string(apperr.TokenExpired), redeemStatus: 410, redeemCode: apperr.TokenExpired},
+		{name: "ErrExpired_ReplayAfterAuthenticatedGET", setup: func(e *v1Env, f *v1Fixture) {
+			f.redeemFirst(e, f.req.Instance.ID, f.req.LinkSecret)
+			if r := e.linkSelf(http.MethodGet, f.req.LinkSecret); r.Code != 200 {
+				e.tb.Fatalf("GET links/self: %s", r)
+			}
+		}, later: token.Lifetime + time.Hour,
+			previewStatus: 410, previewWant: string(apperr.TokenExpired), redeemStatus: 410, redeemCode: apperr.TokenExpired},
+		{name: "ErrExpired_UnusedNoReplay", setup: func(e *v1Env, f *v1Fixture) {},
+			later: token.Lifetime + time.Hour,
+			previewStatus: 410, previewWant: string(apperr.TokenExpired), redeemStatus: 410, redeemCode: apperr.TokenExpired},
 		{name: "ErrMismatch", setup: func(e *v1Env, f *v1Fixture) { f.req.Expect.SpaceID = "another-space" },
 			previewStatus: 200, previewWant: protocol.StateUsable, redeemStatus: 409, redeemCode: apperr.TokenMismatch},
 		{name: "ErrMismatchSite_BeforeState", setup: func(e *v1Env, f *v1Fixture) {
@@ -186,6 +210,10 @@ func TestAPIV1_PreviewAndRedeem(t *testing.T) {
 				f.tok, f.rec = e.mint(f.tenant, f.sync, true)
 				f.req = v1Redemption(f.tok, f.tenant, f.sync, "inst-1", e.newLinkSecret())
 				tc.setup(e, f)
+				if tc.later != 0 {
+					e.clock.Add(tc.later)
+					t.Cleanup(func() { e.clock.Add(-tc.later) })
+				}
 
 				// The preview, twice: it consumes nothing.
 				for range 2 {
@@ -240,6 +268,9 @@ func TestAPIV1_PreviewAndRedeem(t *testing.T) {
 					t.Errorf("sync status %q, %v; want SYNCED", got.Status, err)
 				}
 				// Now the preview says used.
+				if tc.later != 0 {
+					return
+				}
 				if p := v1Preview(t, e.preview(f.tok)); p.State != string(apperr.TokenUsed) {
 					t.Errorf("preview after redemption: %q; want token_used", p.State)
 				}

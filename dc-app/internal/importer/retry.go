@@ -86,9 +86,10 @@ func (s *Service) retryOne(ctx context.Context, r store.Redemption) {
 		return
 	case errors.As(err, &ref) && ref.Final():
 		// After an earlier attempt without an answer, a refusal does not
-		// prove Cloud holds no link (an expired token is refused before a
-		// replay is recognised), so the row is kept as FAILED: removing it
-		// ends any such link with the link secret.
+		// prove Cloud holds no link (cloud-app answers an exact replay with
+		// its link even after expiry, but an older cloud-app may not), so
+		// the row is kept as FAILED: removing it ends any such link with the
+		// link secret.
 		log.Warn("pending import refused by Cloud", "code", ref.Code)
 		msg := apperr.As(s.cloudError(nil, ref)).Message
 		if err := s.store.Fail(wctx, sp.ID, retryActor, msg); err != nil && !errors.Is(err, store.ErrConflict) {
