@@ -23,6 +23,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"spacesync.io/cloud-app/internal/tokens"
 	"spacesync.io/shared/apperr"
 	"spacesync.io/shared/token"
 )
@@ -81,27 +82,9 @@ type TokenEmail struct {
 // FileName is the attachment's name: TokenFileName of the space key.
 func (e TokenEmail) FileName() string { return TokenFileName(e.SpaceKey) }
 
-// TokenFileName returns the token file name for a space key,
-// "<SPACEKEY>-space-sync.token", in ASCII: characters other than letters,
-// digits, '-', '_' and '~' (personal spaces) become '_'.
-func TokenFileName(spaceKey string) string {
-	var b strings.Builder
-	for _, r := range spaceKey {
-		if b.Len() >= 100 {
-			break
-		}
-		switch {
-		case r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)), r == '-', r == '_', r == '~':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	if b.Len() == 0 {
-		b.WriteString("space")
-	}
-	return b.String() + "-space-sync.token"
-}
+// TokenFileName returns the token file name for a space key, the same name
+// a download gets (tokens.FileName): "<SPACEKEY>-space-sync.token" in ASCII.
+func TokenFileName(spaceKey string) string { return tokens.FileName(spaceKey) }
 
 // SubjectPrefix is the fixed start of every token email's subject. It names
 // the verified Cloud site, so a recipient can tell where a token comes from

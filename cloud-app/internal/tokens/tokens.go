@@ -110,13 +110,17 @@ func (m *Minter) Mint(r Request) (Minted, error) {
 	}, nil
 }
 
-// FileName is the token file's name, <SPACEKEY>-space-sync.token, in
-// ASCII only: any other character of the key (a personal space's "~", say)
-// becomes "_".
+// FileName is the token file's name, <SPACEKEY>-space-sync.token, the same
+// for a download and an email attachment: ASCII letters, digits, '-', '_'
+// and '~' (personal spaces) are kept, any other character becomes '_', and
+// the key part is cut at 100 characters.
 func FileName(spaceKey string) string {
-	b := make([]byte, 0, len(spaceKey)+len("-space-sync.token"))
+	b := make([]byte, 0, min(len(spaceKey), maxFileKey)+len(fileSuffix))
 	for _, r := range spaceKey {
-		if r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+		if len(b) >= maxFileKey {
+			break
+		}
+		if r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '~' {
 			b = append(b, byte(r))
 		} else {
 			b = append(b, '_')
@@ -125,5 +129,12 @@ func FileName(spaceKey string) string {
 	if len(b) == 0 {
 		b = append(b, "space"...)
 	}
-	return string(b) + "-space-sync.token"
+	return string(b) + fileSuffix
 }
+
+// The token file name: at most maxFileKey characters of the key, then
+// fileSuffix.
+const (
+	maxFileKey = 100
+	fileSuffix = "-space-sync.token"
+)

@@ -136,11 +136,12 @@ func TestMinter_Mint(t *testing.T) {
 
 func TestFileName(t *testing.T) {
 	for key, want := range map[string]string{
-		"ENG":     "ENG-space-sync.token",
-		"~5b1e2f": "_5b1e2f-space-sync.token",
-		"DÉV":     "D_V-space-sync.token",
-		"a/b\r\n": "a_b__-space-sync.token",
-		"":        "space-space-sync.token",
+		"ENG":                    "ENG-space-sync.token",
+		"~5b1e2f":                "~5b1e2f-space-sync.token",
+		"DÉV":                    "D_V-space-sync.token",
+		"a/b\r\n":                "a_b__-space-sync.token",
+		"":                       "space-space-sync.token",
+		strings.Repeat("K", 300): strings.Repeat("K", 100) + "-space-sync.token",
 	} {
 		if got := FileName(key); got != want {
 			t.Errorf("FileName(%q) = %q; want %q", key, got, want)

@@ -181,7 +181,7 @@ func v1Cases() []v1Case {
 		}, later: token.Lifetime + time.Hour,
 			previewStatus: 410, previewWant: string(apperr.TokenExpired), redeemStatus: 410, redeemCode: apperr.TokenExpired},
 		{name: "ErrExpired_UnusedNoReplay", setup: func(e *v1Env, f *v1Fixture) {},
-			later: token.Lifetime + time.Hour,
+			later:         token.Lifetime + time.Hour,
 			previewStatus: 410, previewWant: string(apperr.TokenExpired), redeemStatus: 410, redeemCode: apperr.TokenExpired},
 		{name: "ErrMismatch", setup: func(e *v1Env, f *v1Fixture) { f.req.Expect.SpaceID = "another-space" },
 			previewStatus: 200, previewWant: protocol.StateUsable, redeemStatus: 409, redeemCode: apperr.TokenMismatch},

@@ -1250,7 +1250,7 @@
     var m = /filename="?([^";]+)"?/i.exec(cd);
     var name = m ? m[1] : '';
     if (!/^[A-Za-z0-9._~-]+$/.test(name)) {
-      name = (spaceKey || 'space').replace(/[^A-Za-z0-9_-]/g, '_') + '-space-sync.token';
+      name = (spaceKey || 'space').replace(/[^A-Za-z0-9_~-]/g, '_').slice(0, 100) + '-space-sync.token';
     }
     return name;
   }
