@@ -343,7 +343,13 @@ func (s *Sim) ContextToken(accountID string) (string, error) {
 // the simulator's own pages: Origin must match when present, and
 // Sec-Fetch-Site must not say cross-site.
 func (s *Sim) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" && o != s.origin {
+	switch o := r.Header.Get("Origin"); {
+	case o == "null":
+		// A form posted from a page served with Referrer-Policy:
+		// no-referrer (every simulator page) carries Origin: null; the
+		// browser's own fetch metadata still says where it came from.
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	case o != "" && o != s.origin:
 		return false
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {

@@ -199,6 +199,11 @@ func TestHost_ContextToken(t *testing.T) {
 		{"ErrCrossOrigin", pat, map[string]string{"Origin": h.app.srv.URL}, good, 403},
 		{"ErrCrossSite", pat, map[string]string{"Origin": h.srv.URL, "Sec-Fetch-Site": "cross-site"}, good, 403},
 		{"ErrNoOriginInfo", pat, nil, good, 403},
+		// A page with Referrer-Policy: no-referrer posts forms with
+		// Origin: null; only the browser's fetch metadata can vouch.
+		{"OK null Origin with same-origin fetch metadata", pat, map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}, good, 200},
+		{"ErrNullOrigin", pat, map[string]string{"Origin": "null"}, good, 403},
+		{"ErrNullOriginCrossSite", pat, map[string]string{"Origin": "null", "Sec-Fetch-Site": "cross-site"}, good, 403},
 		{"ErrOtherApp", pat, map[string]string{"Origin": h.srv.URL}, `{"appKey":"other"}`, 404},
 		{"ErrNotJSON", pat, map[string]string{"Origin": h.srv.URL}, `appKey=x`, 400},
 	}

@@ -63,6 +63,9 @@ type Sync struct {
 	CreatedBy string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// LinkedTo is the Data Center instance of the sync's active link, set
+	// only by ListSyncs (the list names it on SYNCED rows).
+	LinkedTo *Instance
 }
 
 // NewSync is what CreateSync needs. The space fields must be the ones the
@@ -245,12 +248,23 @@ func (s *Store) ListSyncs(ctx context.Context, tenantID, spaceKey string) ([]Syn
 			Order("created_at, id").Find(&rows).Error; err != nil {
 			return err
 		}
+		var links []linkRow
+		if err := tx.Where("tenant_id = ? AND status = ? AND sync_id IN (?)", tenantID, LinkActive,
+			tx.Model(&syncRow{}).Select("id").Where("tenant_id = ? AND space_key = ? AND deleted_at IS NULL", tenantID, spaceKey)).
+			Find(&links).Error; err != nil {
+			return err
+		}
+		linked := make(map[string]*Instance, len(links))
+		for _, l := range links {
+			linked[l.SyncID] = &Instance{ID: l.InstanceID, Name: l.InstanceName, BaseURL: l.InstanceBaseURL}
+		}
 		out = make([]Sync, 0, len(rows))
 		for _, r := range rows {
 			d, err := r.domain()
 			if err != nil {
 				return err
 			}
+			d.LinkedTo = linked[r.ID]
 			out = append(out, d)
 		}
 		return nil

@@ -146,6 +146,15 @@ func TestStore_ListSyncs(t *testing.T) {
 		if _, _, err := e.store.Redeem(e.ctx, fxRedeemInput(is, "inst", fxLinkSecret(1))); err != nil {
 			t.Fatal(err)
 		}
+		// The list names the instance a SYNCED sync is linked to, and only
+		// on that sync.
+		got, err = e.store.ListSyncs(e.ctx, a, "ENG")
+		if err != nil || len(got) != 2 {
+			t.Fatalf("ListSyncs after a redemption = %d syncs, %v", len(got), err)
+		}
+		if got[0].LinkedTo != nil || got[1].LinkedTo == nil || *got[1].LinkedTo != (Instance{ID: "inst", Name: "DC inst", BaseURL: "https://dc.example.com"}) {
+			t.Errorf("LinkedTo = %+v / %+v; want nothing / DC inst", got[0].LinkedTo, got[1].LinkedTo)
+		}
 		counts, err := e.store.CountSyncsBySpace(e.ctx, a, []string{"ENG", "OPS", "NONE"})
 		if err != nil {
 			t.Fatal(err)

@@ -351,6 +351,15 @@ type uiSyncJSON struct {
 	// Status is NOT_SYNCED_YET or SYNCED.
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"createdAt"`
+	// LinkedTo names the Data Center instance a SYNCED sync is linked to
+	// (in the list only).
+	LinkedTo *uiInstance `json:"linkedTo,omitempty"`
+}
+
+// uiInstance is a Data Center instance as the list names it.
+type uiInstance struct {
+	Name    string `json:"name"`
+	BaseURL string `json:"baseUrl,omitempty"`
 }
 
 func syncJSON(s store.Sync) uiSyncJSON {
@@ -358,11 +367,15 @@ func syncJSON(s store.Sync) uiSyncJSON {
 	for i, p := range s.Permissions {
 		perms[i] = uiPrincipal{Type: p.Type, ID: p.ID, Name: p.Name}
 	}
-	return uiSyncJSON{
+	out := uiSyncJSON{
 		ID: s.ID, Name: s.Name, SpaceID: s.SpaceID, SpaceKey: s.SpaceKey, SpaceName: s.SpaceName,
 		Permissions: perms, SyncComments: s.SyncComments, SyncLabels: s.SyncLabels,
 		Status: s.Status, CreatedAt: s.CreatedAt,
 	}
+	if s.LinkedTo != nil {
+		out.LinkedTo = &uiInstance{Name: s.LinkedTo.Name, BaseURL: s.LinkedTo.BaseURL}
+	}
+	return out
 }
 
 // uiSpaceSyncs is GET /api/ui/spaces/{spaceKey}/syncs.
@@ -425,7 +438,13 @@ func (a *App) handleUISpaceSyncs(c echo.Context) error {
 		// is deleted and its key reused, the old syncs are not this
 		// space's.
 		if s.SpaceID == sp.ID {
-			out.Results = append(out.Results, syncJSON(s))
+			js := syncJSON(s)
+			if !acc.Admin {
+				// Who a sync is linked to is for the space's admins, as
+				// in the details view.
+				js.LinkedTo = nil
+			}
+			out.Results = append(out.Results, js)
 		}
 	}
 	return c.JSON(http.StatusOK, out)

@@ -830,7 +830,8 @@
         el('td', null, el('strong', { text: s.name })),
         el('td', null, principalTags(s.permissions)),
         el('td', null, includesText(s)),
-        el('td', null, lozenge(s.status)),
+        el('td', null, lozenge(s.status),
+          s.linkedTo ? el('div', { 'class': 'text-subtle ss-linked-to', title: s.linkedTo.baseUrl || null, text: 'with ' + s.linkedTo.name }) : null),
         el('td', { 'class': 'ss-nowrap' }, formatDate(s.createdAt)),
         el('td', { 'class': 'table__actions' }, actions));
       body.appendChild(tr);
