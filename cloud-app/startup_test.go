@@ -28,10 +28,13 @@ type started struct {
 	stop func() error
 }
 
-// start runs cloud-app with vars until the test ends or stop is called.
+// start runs cloud-app with vars until the test ends or stop is called. It
+// listens on CLOUD_APP_ADDR when vars set it, else on a free loopback port.
 func start(t *testing.T, vars map[string]string) started {
 	t.Helper()
-	vars["CLOUD_APP_ADDR"] = "127.0.0.1:0"
+	if vars["CLOUD_APP_ADDR"] == "" {
+		vars["CLOUD_APP_ADDR"] = "127.0.0.1:0"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	errc := make(chan error, 1)

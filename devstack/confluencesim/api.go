@@ -96,7 +96,7 @@ func (s *Sim) api(flavor apiFlavor, h apiHandler) http.Handler {
 			writeJSON(sw, http.StatusForbidden, map[string]any{"code": http.StatusForbidden, "message": "Unauthorized; scope does not match"})
 			return
 		}
-		if f, ok := s.nextFault(rawPath); ok {
+		if f, ok := s.nextFault(rawPath, rawQuery); ok {
 			rec.Reason = "injected fault"
 			f.write(sw)
 			return

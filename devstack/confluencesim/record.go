@@ -83,9 +83,12 @@ type faultQueue struct {
 
 // InjectFaults makes the next calls whose raw path starts with pathPrefix
 // (e.g. "/wiki/api/v2/spaces") answer the given faults, one per call, in
-// order; later calls are served normally again. Faults apply only to calls
-// whose JWT verified; a refused call does not use one up. Queues for
-// different prefixes are consulted in the order they were added.
+// order; later calls are served normally again. A pathPrefix containing
+// "?" is matched against the raw path and query instead, so
+// "/wiki/api/v2/spaces?cursor=" hits the second and later pages of a
+// listing and not the first. Faults apply only to calls whose JWT
+// verified; a refused call does not use one up. Queues for different
+// prefixes are consulted in the order they were added.
 func (s *Sim) InjectFaults(pathPrefix string, faults ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,11 +117,15 @@ func RateLimited(n, retryAfterSeconds int) []Fault {
 	return out
 }
 
-func (s *Sim) nextFault(path string) (Fault, bool) {
+func (s *Sim) nextFault(path, rawQuery string) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, q := range s.faults {
-		if len(q.faults) > 0 && strings.HasPrefix(path, q.prefix) {
+		target := path
+		if strings.Contains(q.prefix, "?") {
+			target = path + "?" + rawQuery
+		}
+		if len(q.faults) > 0 && strings.HasPrefix(target, q.prefix) {
 			f := q.faults[0]
 			q.faults = q.faults[1:]
 			return f, true

@@ -562,6 +562,14 @@ func TestSim_InjectFaults(t *testing.T) {
 			t.Errorf("call %d: %d Retry-After %q, want %d %q (%s)", i, resp.StatusCode, resp.Header.Get("Retry-After"), want.status, want.retry, body)
 		}
 	}
+	// A prefix with a query matches the query too: later pages only.
+	h.sim.InjectFaults("/wiki/api/v2/spaces?cursor=", confluencesim.Fault{Status: 503})
+	if resp, _ := h.get(t, "/wiki/api/v2/spaces?limit=1"); resp.StatusCode != 200 {
+		t.Errorf("first page with a cursor-only fault: %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := h.get(t, "/wiki/api/v2/spaces?cursor=abc&limit=1"); resp.StatusCode != 503 {
+		t.Errorf("later page with a cursor-only fault: %d, want 503", resp.StatusCode)
+	}
 	h.sim.InjectFaults("/wiki/", confluencesim.Fault{Status: 500, Body: `{"oops":true}`})
 	h.sim.ClearFaults()
 	if resp, _ := h.get(t, "/wiki/api/v2/spaces"); resp.StatusCode != 200 {

@@ -24,9 +24,11 @@ type failuresRequest struct {
 	RetryAfterSeconds float64 `json:"retryAfterSeconds"`
 }
 
-// delayRequest is the body of PUT /api/delay; see Sim.SetDelay.
+// delayRequest is the body of PUT /api/delay; see Sim.SetDelay, and
+// Sim.SetLateAnswer when afterAccept is true.
 type delayRequest struct {
 	Milliseconds int64 `json:"milliseconds"`
+	AfterAccept  bool  `json:"afterAccept"`
 }
 
 // handleAPIList is GET /api/messages: every kept mail, oldest first,
@@ -71,8 +73,8 @@ func (s *Sim) handleAPIFailures(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// handleAPIDelay is PUT /api/delay {"milliseconds"}: Sim.SetDelay over
-// HTTP.
+// handleAPIDelay is PUT /api/delay {"milliseconds", "afterAccept"}:
+// Sim.SetDelay (or Sim.SetLateAnswer) over HTTP.
 func (s *Sim) handleAPIDelay(w http.ResponseWriter, r *http.Request) {
 	var req delayRequest
 	if err := decodeControl(w, r, &req); err != nil {
@@ -83,7 +85,12 @@ func (s *Sim) handleAPIDelay(w http.ResponseWriter, r *http.Request) {
 		writeAppError(w, apperr.Validation(map[string]string{"milliseconds": "Give 0 to 3600000."}))
 		return
 	}
-	s.SetDelay(time.Duration(req.Milliseconds) * time.Millisecond)
+	d := time.Duration(req.Milliseconds) * time.Millisecond
+	if req.AfterAccept {
+		s.SetLateAnswer(d)
+	} else {
+		s.SetDelay(d)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -301,6 +301,36 @@ func TestClient_SetDelay(t *testing.T) {
 	}
 }
 
+// TestClient_SetLateAnswer: the mail is taken at once but the answer
+// comes too late for the client, which cannot tell it was delivered.
+func TestClient_SetLateAnswer(t *testing.T) {
+	sim, srv := startSim(t, Config{})
+	c := newClient(testKey, srv.URL)
+	sim.SetLateAnswer(5 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	resp, err := c.SendWithContext(ctx, tokenMail(testToken))
+	if !errors.Is(err, context.DeadlineExceeded) || resp != nil {
+		t.Fatalf("late answer: resp %v, err %v; want nil and context.DeadlineExceeded", resp, err)
+	}
+	if n := len(sim.Messages()); n != 1 {
+		t.Errorf("kept %d mails, want 1 (accepted before the answer was lost)", n)
+	}
+	// The twin: answered in time, the client learns the message id.
+	sim.SetLateAnswer(20 * time.Millisecond)
+	start := time.Now()
+	resp = send(t, c, tokenMail(testToken))
+	if resp.StatusCode != http.StatusAccepted || http.Header(resp.Headers).Get("X-Message-Id") == "" {
+		t.Fatalf("status = %d, headers %v; want 202 with a message id", resp.StatusCode, resp.Headers)
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Errorf("answered after %s, want at least 20ms", d)
+	}
+	if n := len(sim.Messages()); n != 2 {
+		t.Errorf("kept %d mails, want 2", n)
+	}
+}
+
 func assertJSONEqual(t *testing.T, got, want string) {
 	t.Helper()
 	var g, w any

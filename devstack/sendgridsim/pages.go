@@ -128,7 +128,7 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request) {
 
 // planText describes what FailNext and SetDelay set up, for the list page.
 func (s *Sim) planText() string {
-	plan, delay := s.status()
+	plan, delay, late := s.status()
 	var parts []string
 	if plan.remaining > 0 {
 		sends := "sends answer"
@@ -139,6 +139,9 @@ func (s *Sim) planText() string {
 	}
 	if delay > 0 {
 		parts = append(parts, fmt.Sprintf("Sends are answered after %s.", delay))
+	}
+	if late > 0 {
+		parts = append(parts, fmt.Sprintf("Accepted mail is kept at once but answered after %s.", late))
 	}
 	return strings.Join(parts, " ")
 }

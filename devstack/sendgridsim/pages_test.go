@@ -335,8 +335,14 @@ func TestAPI_Control(t *testing.T) {
 		if rec := call(sim.Handler(), http.MethodPut, "/api/delay", `{"milliseconds":250}`); rec.Code != http.StatusNoContent {
 			t.Fatalf("status = %d; body %s", rec.Code, rec.Body)
 		}
-		if _, d := sim.status(); d != 250*time.Millisecond {
-			t.Errorf("delay = %s, want 250ms", d)
+		if _, d, late := sim.status(); d != 250*time.Millisecond || late != 0 {
+			t.Errorf("delay = %s, late answer %s; want 250ms and none", d, late)
+		}
+		if rec := call(sim.Handler(), http.MethodPut, "/api/delay", `{"milliseconds":300,"afterAccept":true}`); rec.Code != http.StatusNoContent {
+			t.Fatalf("status = %d; body %s", rec.Code, rec.Body)
+		}
+		if _, d, late := sim.status(); d != 250*time.Millisecond || late != 300*time.Millisecond {
+			t.Errorf("delay = %s, late answer %s; want 250ms and 300ms", d, late)
 		}
 	})
 	t.Run("ErrBadBodies", func(t *testing.T) {
@@ -364,8 +370,8 @@ func TestAPI_Control(t *testing.T) {
 		if rec := serve(sim.Handler(), r); rec.Code != http.StatusUnprocessableEntity {
 			t.Errorf("text/plain control call: status %d, want 422", rec.Code)
 		}
-		plan, delay := sim.status()
-		if plan.remaining != 0 || delay != 0 {
+		plan, delay, late := sim.status()
+		if plan.remaining != 0 || delay != 0 || late != 0 {
 			t.Errorf("refused control calls changed the plan: %+v, %s", plan, delay)
 		}
 	})

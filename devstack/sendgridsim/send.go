@@ -133,6 +133,13 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 	s.store(m)
 	s.log.Info("mail accepted", "id", id, "personalizations", len(m.Personalizations),
 		"attachments", len(m.Attachments), "bytes", len(body))
+	s.mu.Lock()
+	late := s.lateAnswer
+	s.mu.Unlock()
+	if !waitFor(r, late) {
+		s.log.Info("mail accepted, but the client gave up before the late answer", "id", id)
+		return
+	}
 	w.Header().Set("X-Message-Id", id)
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -143,6 +150,11 @@ func (s *Sim) wait(r *http.Request) bool {
 	s.mu.Lock()
 	d := s.delay
 	s.mu.Unlock()
+	return waitFor(r, d)
+}
+
+// waitFor waits d, or until the client gives up (then it reports false).
+func waitFor(r *http.Request, d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}

@@ -77,6 +77,7 @@ type Sim struct {
 	changed     chan struct{} // closed and replaced whenever msgs changes
 	failure     failurePlan
 	delay       time.Duration
+	lateAnswer  time.Duration
 }
 
 // failurePlan is what FailNext asked for: the next remaining sends answer
@@ -242,7 +243,7 @@ func (s *Sim) takeFailure() (failurePlan, bool) {
 
 // SetDelay makes every send wait d before it is answered (zero for no
 // delay), for client-timeout tests. A client that gives up earlier gets no
-// answer and its mail is not kept.
+// answer and its mail is not kept. See SetLateAnswer for the other case.
 func (s *Sim) SetDelay(d time.Duration) {
 	if d < 0 {
 		d = 0
@@ -252,13 +253,27 @@ func (s *Sim) SetDelay(d time.Duration) {
 	s.delay = d
 }
 
-// Reset forgets all kept mail, any planned failures and the delay.
+// SetLateAnswer makes every accepted send be kept at once but answered
+// only d later (zero to answer at once): a client with a shorter timeout
+// never learns that SendGrid took the mail, as when the answer is lost on
+// the way back. Planned failures and refusals are answered as usual.
+func (s *Sim) SetLateAnswer(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lateAnswer = d
+}
+
+// Reset forgets all kept mail, any planned failures and the delays.
 func (s *Sim) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clearLocked()
 	s.failure = failurePlan{}
 	s.delay = 0
+	s.lateAnswer = 0
 }
 
 // clearMessages forgets all kept mail.
@@ -295,8 +310,8 @@ func (s *Sim) notifyLocked() {
 }
 
 // status describes the pending failure plan and delay for the list page.
-func (s *Sim) status() (failure failurePlan, delay time.Duration) {
+func (s *Sim) status() (failure failurePlan, delay, lateAnswer time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.failure, s.delay
+	return s.failure, s.delay, s.lateAnswer
 }

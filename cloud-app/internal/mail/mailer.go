@@ -45,7 +45,11 @@ type TemporaryError struct {
 	// RetryAfter is how long the provider asked us to wait; zero when it
 	// did not say.
 	RetryAfter time.Duration
-	Cause      error
+	// Unconfirmed means the request may have reached the provider but no
+	// answer came (a timeout, a reset connection): the email may have been
+	// delivered even though it is not recorded as sent.
+	Unconfirmed bool
+	Cause       error
 }
 
 func (e *TemporaryError) Error() string {

@@ -185,6 +185,9 @@ func (s *SendGrid) transportError(err error) error {
 	var ne net.Error
 	var op *net.OpError
 	reason := "The connection to SendGrid failed"
+	// Only a failed dial proves nothing was sent; after any other failure
+	// SendGrid may have taken the email without the answer reaching us.
+	unconfirmed := true
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		reason = fmt.Sprintf("SendGrid did not answer within %s", s.timeout)
@@ -192,8 +195,9 @@ func (s *SendGrid) transportError(err error) error {
 		reason = "The send was interrupted"
 	case errors.As(err, &op) && op.Op == "dial":
 		reason = "SendGrid could not be reached"
+		unconfirmed = false
 	}
-	return &TemporaryError{Reason: reason, Cause: scrubbedError{err, s.key}}
+	return &TemporaryError{Reason: reason, Unconfirmed: unconfirmed, Cause: scrubbedError{err, s.key}}
 }
 
 // answer interprets SendGrid's response.

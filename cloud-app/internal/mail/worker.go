@@ -178,12 +178,13 @@ func (w *Worker) handle(ctx context.Context, q store.QueuedEmail) {
 	}
 	if t, ok := IsTemporary(err); ok {
 		if q.Attempt >= w.MaxAttempts {
-			w.fail(ctx, log.With("err", err), q, fmt.Sprintf("Gave up after %d attempts; the last one: %s. The token was not sent; try again later, or download the token instead.", q.Attempt, t.Reason))
+			q.Unconfirmed = q.Unconfirmed || t.Unconfirmed
+			w.fail(ctx, log.With("err", err), q, fmt.Sprintf("Gave up after %d attempts; the last one: %s. %s", q.Attempt, t.Reason, notSent(q)))
 			return
 		}
 		delay := max(w.Backoff(q.Attempt), min(t.RetryAfter, w.MaxRetryAfter))
 		reason := fmt.Sprintf("%s; trying again (attempt %d of %d).", t.Reason, q.Attempt, w.MaxAttempts)
-		w.record(log, func() error { return w.store.RescheduleEmail(ctx, q.EmailClaim, delay, reason) })
+		w.record(log, func() error { return w.store.RescheduleEmail(ctx, q.EmailClaim, delay, reason, t.Unconfirmed) })
 		log.Warn("token email not sent; will retry", "reason", t.Reason, "retry_in", delay.String(), "err", err)
 		return
 	}
@@ -222,23 +223,38 @@ func (w *Worker) record(log *slog.Logger, fn func() error) {
 
 // obsolete says why a claimed email must not be sent at all, or "".
 func (w *Worker) obsolete(q store.QueuedEmail) string {
+	// After an attempt SendGrid never answered, "not sent" may be untrue.
+	notSentNow := "The token was not sent."
+	if q.Unconfirmed {
+		notSentNow = "It was not sent again; an earlier attempt was never confirmed by SendGrid, so that email may still arrive."
+	}
 	switch {
 	case q.TokenUnreadable:
-		return "The queued token could not be read (the app's secret key changed since it was queued). The token was not sent; send a new one."
+		return "The queued token could not be read (the app's secret key changed since it was queued). " + notSentNow + " Send a new one."
 	case q.TenantUninstalled:
-		return "Space Sync was uninstalled from the Cloud site before the email was sent. The token was not sent."
+		return "Space Sync was uninstalled from the Cloud site before the email was sent. " + notSentNow
 	case q.SyncDeleted:
-		return "The sync was deleted before the email was sent. The token was not sent."
+		return "The sync was deleted before the email was sent. " + notSentNow
 	case q.TokenUsed:
-		return "The token was used before the email was sent. The token was not sent."
+		return "The token was used before the email was sent. " + notSentNow
 	case q.TokenRevoked:
-		return "The token was revoked before the email was sent. The token was not sent."
+		return "The token was revoked before the email was sent. " + notSentNow
 	case !w.now().Before(q.ExpiresAt):
-		return "The token expired before the email could be sent. The token was not sent; send a new one."
+		return "The token expired before the email could be sent. " + notSentNow + " Send a new one."
 	case q.Attempt > w.MaxAttempts:
-		return fmt.Sprintf("Gave up after %d attempts. The token was not sent; try again later, or download the token instead.", w.MaxAttempts)
+		return fmt.Sprintf("Gave up after %d attempts. %s", w.MaxAttempts, notSent(q))
 	}
 	return ""
+}
+
+// notSent ends the reason of an email given up after temporary failures.
+// If any attempt went unanswered after sending, SendGrid may have
+// delivered it, and the sender is told so rather than "not sent".
+func notSent(q store.QueuedEmail) string {
+	if q.Unconfirmed {
+		return "SendGrid never confirmed an attempt, so the email may still arrive: ask the recipient to check Inbox and Spam/Junk before sending the token again, or download the token instead."
+	}
+	return "The token was not sent; try again later, or download the token instead."
 }
 
 // tokenEmail builds the email of a claimed queue row; the site comes from

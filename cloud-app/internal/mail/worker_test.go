@@ -336,6 +336,74 @@ func TestWorker_SendGrid(t *testing.T) {
 			}
 			e.checkConsistent(sim)
 		})
+
+		t.Run("503RetryAfter", func(t *testing.T) {
+			mustFailNext(t, sim, 1, http.StatusServiceUnavailable, time.Second)
+			runWorker(t, fastWorker(e.store, good))
+			start := time.Now()
+			st := e.wait(e.queue("bob@example.com"))
+			if st.Status != store.EmailSent || st.Attempts != 2 {
+				t.Errorf("state %+v: want sent at the second attempt", st)
+			}
+			if d := time.Since(start); d < time.Second {
+				t.Errorf("sent again after %s; SendGrid asked for 1s", d)
+			}
+			e.checkConsistent(sim)
+		})
+
+		t.Run("TimeoutBounded", func(t *testing.T) {
+			// SendGrid never answers within the 500ms deadline; it keeps
+			// nothing from an abandoned send.
+			sim.SetDelay(3 * time.Second)
+			t.Cleanup(func() { sim.SetDelay(0) })
+			before := len(sim.Messages())
+			runWorker(t, fastWorker(e.store, good))
+			st := e.wait(e.queue("bob@example.com"))
+			if st.Status != store.EmailFailed || st.Attempts != 3 ||
+				!strings.Contains(st.Reason, "Gave up after 3 attempts") || !strings.Contains(st.Reason, "did not answer within 500ms") ||
+				!strings.Contains(st.Reason, "may still arrive") || strings.Contains(st.Reason, "was not sent") {
+				t.Errorf("state %+v: want failed after 3 attempts, saying SendGrid never answered and the email may still arrive", st)
+			}
+			if n := len(sim.Messages()); n != before {
+				t.Errorf("SendGrid kept %d new mails from abandoned sends", n-before)
+			}
+			e.checkConsistent(sim)
+		})
+
+		// Last, since it leaves mail in the simulator that is (rightly) not
+		// recorded as sent.
+		t.Run("AnswerLost", func(t *testing.T) {
+			// SendGrid takes every attempt but its answer comes after the
+			// deadline: the mail goes out, and the app cannot know it.
+			sim.SetLateAnswer(3 * time.Second)
+			t.Cleanup(func() { sim.SetLateAnswer(0) })
+			before := len(sim.Messages())
+			runWorker(t, fastWorker(e.store, good))
+			id := e.queue("bob@example.com")
+			st := e.wait(id)
+			if st.Status != store.EmailFailed || st.Attempts != 3 || !strings.Contains(st.Reason, "may still arrive") ||
+				strings.Contains(st.Reason, "was not sent") {
+				t.Errorf("state %+v: want failed after 3 attempts, saying the email may still arrive", st)
+			}
+			got := sim.Messages()[before:]
+			if len(got) != 3 {
+				t.Fatalf("SendGrid took %d mails, want one per attempt (3)", len(got))
+			}
+			for _, m := range got {
+				if string(m.Attachments[0].Content) != e.tokens[id] {
+					t.Errorf("a mail SendGrid took does not carry this email's token")
+				}
+			}
+			var pid string
+			if err := e.db.Raw(`SELECT provider_message_id FROM token_emails WHERE id = ?`, id).Scan(&pid).Error; err != nil || pid != "" {
+				t.Errorf("provider message id %q, %v: want none (no answer was ever read)", pid, err)
+			}
+			// The twin: the same late answer within the deadline is "sent".
+			sim.SetLateAnswer(100 * time.Millisecond)
+			if st := e.wait(e.queue("bob@example.com")); st.Status != store.EmailSent || st.Attempts != 1 {
+				t.Errorf("state %+v: want sent at the first attempt", st)
+			}
+		})
 	})
 }
 

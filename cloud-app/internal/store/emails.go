@@ -166,6 +166,9 @@ type QueuedEmail struct {
 	TokenRevoked      bool
 	SyncDeleted       bool
 	TenantUninstalled bool
+	// Unconfirmed means an earlier attempt got no answer after it was sent
+	// (a timeout, a reset): SendGrid may have delivered the email then.
+	Unconfirmed bool
 }
 
 // claimedEmailRow is the joined row ClaimDueEmails reads.
@@ -191,6 +194,7 @@ type claimedEmailRow struct {
 	ExpiresAt   time.Time
 	UsedAt      *time.Time
 	RevokedAt   *time.Time
+	Unconfirmed bool
 }
 
 // ClaimDueEmails claims up to limit queued emails that are due and not
@@ -238,7 +242,7 @@ func (s *Store) ClaimDueEmails(ctx context.Context, limit int, lease time.Durati
 		}
 		var rows []claimedEmailRow
 		if err := tx.Raw(`SELECT e.id, e.tenant_id, e.sync_id, e.token_jti, e.to_addr, e.subject, e.message,
-				e.token_sealed, e.attempts, e.created_by, e.created_at,
+				e.token_sealed, e.attempts, e.created_by, e.created_at, e.unconfirmed,
 				t.base_url, t.display_url, t.state AS tenant_state,
 				s.space_key, s.space_name, s.name AS sync_name, s.deleted_at AS sync_deleted,
 				k.expires_at, k.used_at, k.revoked_at
@@ -276,6 +280,7 @@ func (s *Store) queuedEmail(r claimedEmailRow) QueuedEmail {
 		TokenRevoked:      r.RevokedAt != nil,
 		SyncDeleted:       r.SyncDeleted != nil,
 		TenantUninstalled: r.TenantState == "uninstalled",
+		Unconfirmed:       r.Unconfirmed,
 	}
 	plain, err := s.tokens.Open(r.TokenSealed, []byte(r.ID))
 	if err != nil {
@@ -353,17 +358,20 @@ func (s *Store) settleEmail(ctx context.Context, c EmailClaim, status, reason, p
 
 // RescheduleEmail puts a claimed email back in the queue, due after delay
 // (measured from the store's clock), with reason saying why the attempt did
-// not send it (shown while the email waits). It returns ErrEmailNotClaimed
+// not send it (shown while the email waits). unconfirmed says the attempt
+// got no answer after sending, so SendGrid may have delivered it; the email
+// stays marked so (QueuedEmail.Unconfirmed). It returns ErrEmailNotClaimed
 // when the attempt no longer holds the email.
-func (s *Store) RescheduleEmail(ctx context.Context, c EmailClaim, delay time.Duration, reason string) error {
+func (s *Store) RescheduleEmail(ctx context.Context, c EmailClaim, delay time.Duration, reason string, unconfirmed bool) error {
 	if delay < 0 {
 		delay = 0
 	}
 	reason = clipReason(reason)
 	return s.txNow(ctx, func(tx *gorm.DB, now time.Time) error {
-		res := tx.Exec(`UPDATE token_emails SET next_attempt_at = ?, locked_until = NULL, reason = ?, updated_at = ?
+		res := tx.Exec(`UPDATE token_emails SET next_attempt_at = ?, locked_until = NULL, reason = ?, updated_at = ?,
+				unconfirmed = (unconfirmed OR ?)
 			WHERE id = ? AND status = ? AND attempts = ?`,
-			now.Add(delay), reason, now, c.ID, EmailQueued, c.Attempt)
+			now.Add(delay), reason, now, unconfirmed, c.ID, EmailQueued, c.Attempt)
 		if res.Error != nil {
 			return res.Error
 		}

@@ -360,7 +360,7 @@ func TestStore_SettleEmail(t *testing.T) {
 		t.Run("Reschedule", func(t *testing.T) {
 			rec := e.emQueue(tenant, syncID, "acc-1", "bob@example.com")
 			q := claimOne(t)
-			if err := e.store.RescheduleEmail(e.ctx, q.EmailClaim, 30*time.Second, "SendGrid answered 503; trying again."); err != nil {
+			if err := e.store.RescheduleEmail(e.ctx, q.EmailClaim, 30*time.Second, "SendGrid answered 503; trying again.", false); err != nil {
 				t.Fatal(err)
 			}
 			st, _ := e.store.EmailStatus(e.ctx, tenant, rec.ID)
@@ -379,10 +379,29 @@ func TestStore_SettleEmail(t *testing.T) {
 			if err != nil || len(got) != 1 || got[0].Attempt != 2 || got[0].Token != rec.Token {
 				t.Fatalf("claim when due: %+v, %v; want attempt 2 with the token", got, err)
 			}
-			if err := e.store.RescheduleEmail(e.ctx, q.EmailClaim, 0, "stale"); !errors.Is(err, ErrEmailNotClaimed) {
+			if err := e.store.RescheduleEmail(e.ctx, q.EmailClaim, 0, "stale", false); !errors.Is(err, ErrEmailNotClaimed) {
 				t.Errorf("reschedule by a stale attempt = %v, want ErrEmailNotClaimed", err)
 			}
-			if err := e.store.MarkEmailFailed(e.ctx, got[0].EmailClaim, "done"); err != nil {
+			if got[0].Unconfirmed {
+				t.Error("an email whose attempts were all answered is marked unconfirmed")
+			}
+			// An attempt without an answer marks the email unconfirmed, and
+			// a later answered attempt does not clear it.
+			if err := e.store.RescheduleEmail(e.ctx, got[0].EmailClaim, 0, "SendGrid did not answer; trying again.", true); err != nil {
+				t.Fatal(err)
+			}
+			again, err := e.store.ClaimDueEmails(e.ctx, 10, time.Minute)
+			if err != nil || len(again) != 1 || !again[0].Unconfirmed {
+				t.Fatalf("claim after an unconfirmed attempt: %+v, %v; want it marked unconfirmed", again, err)
+			}
+			if err := e.store.RescheduleEmail(e.ctx, again[0].EmailClaim, 0, "SendGrid answered 503; trying again.", false); err != nil {
+				t.Fatal(err)
+			}
+			again, err = e.store.ClaimDueEmails(e.ctx, 10, time.Minute)
+			if err != nil || len(again) != 1 || !again[0].Unconfirmed {
+				t.Fatalf("claim after a later answered attempt: %+v, %v; want it still unconfirmed", again, err)
+			}
+			if err := e.store.MarkEmailFailed(e.ctx, again[0].EmailClaim, "done"); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -31,6 +31,9 @@ type Deps struct {
 	// service and Confluence REST); nil means connect.NewHTTPClient()
 	// (HTTPS_PROXY honoured). Redirects are never followed.
 	HTTPClient *http.Client
+	// TuneMailWorker, when not nil, adjusts the mail worker before it
+	// starts (tests shorten its waits and attempts).
+	TuneMailWorker func(*mail.Worker)
 }
 
 // App is the assembled service.
@@ -116,6 +119,9 @@ func (a *App) startMail(ctx context.Context) error {
 	}
 	a.mailLimits = mail.DefaultLimits
 	a.mailWorker = mail.NewWorker(a.store, mailer, a.log, a.deps.Now)
+	if a.deps.TuneMailWorker != nil {
+		a.deps.TuneMailWorker(a.mailWorker)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

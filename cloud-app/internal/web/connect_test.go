@@ -470,13 +470,14 @@ func TestLifecycle_SecretRotation(t *testing.T) {
 	})
 }
 
-// TestLifecycle_Races sends disabled and uninstalled concurrently, and
+// TestLifecycle_Races sends disabled and uninstalled concurrently, 100
+// times on each database (issue 8: the tenant always ends uninstalled), and
 // installed right after uninstalled, through the real route table.
 func TestLifecycle_Races(t *testing.T) {
 	dbtest.Each(t, migrations.FS, func(t *testing.T, d *db.DB) {
 		e := newCnEnv(t, d)
 		e.addTestRoutes()
-		for i := range 25 {
+		for i := range 100 {
 			ck := fmt.Sprintf("ck-%d", i)
 			e.install(ck, "secret-"+ck+"-0123456789")
 			var wg sync.WaitGroup

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"spacesync.io/cloud-app/internal/config"
+	"spacesync.io/cloud-app/internal/mail"
 	"spacesync.io/devstack/confluencesim"
 	"spacesync.io/devstack/sendgridsim"
 	"spacesync.io/shared/apperr"
@@ -93,6 +94,8 @@ type uiOptions struct {
 	Seed *confluencesim.Seed
 	// MailMode is sendgrid (default) or outbox.
 	MailMode string
+	// MailWorker, when not nil, tunes the app's mail worker.
+	MailWorker func(*mail.Worker)
 }
 
 type uiEnv struct {
@@ -181,6 +184,7 @@ func newUIEnv(tb testing.TB, d *db.DB, o uiOptions) *uiEnv {
 	app, err := New(ctx, Deps{
 		Config: cfg, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		DB: d, SecretKey: secret.NewKey(), TokenKeys: keys, Now: time.Now,
+		TuneMailWorker: o.MailWorker,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -128,6 +128,18 @@ func New(tb testing.TB) *Fake {
 	return f
 }
 
+// ServeAs makes publicURL the fake's base URL (its token issuer), as when
+// cloud-app runs behind a proxy whose address differs from the listener's
+// (CLOUD_APP_BASE_URL). Call it before minting; requests must then reach
+// the fake through that proxy. It returns the address the fake listens on.
+func (f *Fake) ServeAs(publicURL string) (listenURL string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.URL = publicURL
+	f.opener = &token.Opener{Keys: f.Keys, Issuer: publicURL, Now: func() time.Time { return f.now() }}
+	return f.srv.URL
+}
+
 // MintOptions describe a token to mint. Zero values get defaults: the
 // DefaultSite, a new sync of space ACME "Acme Handbook", now as the issue
 // time.

@@ -36,6 +36,7 @@ import (
 	"spacesync.io/dc-app/internal/cloud"
 	"spacesync.io/dc-app/internal/store"
 	"spacesync.io/shared/apperr"
+	"spacesync.io/shared/db"
 	"spacesync.io/shared/protocol"
 	"spacesync.io/shared/token"
 )
@@ -298,6 +299,16 @@ func (s *Service) settleFirst(ctx context.Context, row store.SyncedSpace, res *c
 	switch {
 	case rerr == nil:
 		sp, err := s.store.Activate(ctx, row.ID, res.Link.ID, actor)
+		if db.Unavailable(err) {
+			// Cloud holds the link but the database went away before it
+			// was recorded here. The row is still PENDING with this
+			// attempt's lease, so the background retry replays the
+			// redemption (Cloud answers 200 with the same link) and
+			// activates it. Telling the admin "try again" would only earn
+			// them already_imported.
+			s.log.Warn("Cloud confirmed the import but the database is unavailable; the import stays pending and the retry records it", "synced_space", row.ID, "err", err)
+			return Result{Space: row, Pending: true}, nil
+		}
 		if err != nil {
 			return Result{}, err
 		}
