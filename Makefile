@@ -50,15 +50,31 @@ vulncheck:
 gotest:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 
-## bench: the recorded benchmarks (see BENCHMARKS.md)
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./shared/token/ ./cloud-app/internal/connect/
+## bench: the recorded benchmarks (see BENCHMARKS.md): the token and Connect
+## micro-benchmarks, then the load driver (devstack/cmd/loadgen) on throwaway
+## Postgres clusters, writing BENCHMARKS.load.md (about 14 minutes in all).
+## BENCH_QUICK=1 is a smoke run of the same (4-5 minutes): one pass of the
+## micro-benchmarks and every load scenario briefly; its report goes to
+## bin/BENCHMARKS.load.quick.md and is not a measurement.
+BENCH_QUICK ?=
+LOADGEN_FLAGS ?= -pgss -profile
+ifeq ($(BENCH_QUICK),)
+BENCH_MICRO := -count 5
+BENCH_LOAD  := -out BENCHMARKS.load.md
+else
+BENCH_MICRO := -count 1 -benchtime 200ms
+BENCH_LOAD  := -quick -out bin/BENCHMARKS.load.quick.md
+endif
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_MICRO) ./shared/token/ ./cloud-app/internal/connect/
+	$(GO) run ./devstack/cmd/loadgen -bin bin $(BENCH_LOAD) $(LOADGEN_FLAGS)
 
 ## fuzz: each fuzz target for FUZZTIME (default 10m)
 FUZZTIME ?= 10m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -parallel 1 ./shared/token/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) -parallel 1 ./shared/token/
+	$(GO) test -run '^$$' -fuzz '^FuzzUpload$$' -fuzztime $(FUZZTIME) -parallel 1 ./dc-app/internal/web/
 
 tidy:
 	cd shared && $(GO) mod tidy

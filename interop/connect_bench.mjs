@@ -2,7 +2,7 @@
 // incoming Connect request on this machine — decodeSymmetric (HS256
 // signature check) plus createQueryStringHash of the request — for
 // comparison with cloud-app's BenchmarkVerify* (recorded in
-// cloud-app/internal/connect/BENCHMARKS.part.md). The requests, secret and
+// BENCHMARKS.md at the repository root). The requests, secret and
 // claims are the same as the Go benchmarks'.
 //
 //   node interop/connect_bench.mjs [iterations]

@@ -27,6 +27,9 @@ type Config struct {
 	Mode string
 	// Statements preloads pg_stat_statements.
 	Statements bool
+	// Profile samples the service under test with perf(1) during the
+	// last level of each scenario.
+	Profile bool
 	// Tenants is how many tenants the redemption tokens are spread over.
 	Tenants int
 	// Progress receives one line per step; nil discards them.
@@ -232,5 +235,6 @@ func (e *Env) checkAlive() error {
 }
 
 func (e *Env) logf(format string, args ...any) {
-	fmt.Fprintf(e.cfg.Progress, "loadgen: "+strings.TrimSuffix(format, "\n")+"\n", args...)
+	fmt.Fprintf(e.cfg.Progress, "loadgen: %s "+strings.TrimSuffix(format, "\n")+"\n",
+		append([]any{time.Now().Format("15:04:05")}, args...)...)
 }

@@ -26,8 +26,9 @@ const (
 type ImportReport struct {
 	Auth []ImportAuth
 	// SyncedSpaces is the number of LINKED synced spaces in dc-app's
-	// database after the runs; every 201 must have made one.
-	SyncedSpaces int64
+	// database after the runs, and Links the number of links cloud-app
+	// made for them: every 201 must have made one of each.
+	SyncedSpaces, Links int64
 }
 
 // ImportAuth is the levels measured with one way of authenticating.
@@ -43,6 +44,10 @@ type ImportAuth struct {
 func (e *Env) Import(ctx context.Context, cfg Levels, auths []string) (ImportReport, error) {
 	var rep ImportReport
 	if err := e.StartDCApp(ctx); err != nil {
+		return rep, err
+	}
+	linksBefore, err := e.Seeder.Count(ctx, "SELECT count(*) FROM links")
+	if err != nil {
 		return rep, err
 	}
 	target := e.DC.BaseURL + "/api/v1/synced-spaces"
@@ -98,6 +103,11 @@ func (e *Env) Import(ctx context.Context, cfg Levels, auths []string) (ImportRep
 		return rep, fmt.Errorf("count dc-app's synced spaces: %w", err)
 	}
 	rep.SyncedSpaces = n
+	links, err := e.Seeder.Count(ctx, "SELECT count(*) FROM links")
+	if err != nil {
+		return rep, err
+	}
+	rep.Links = links - linksBefore
 	return rep, nil
 }
 

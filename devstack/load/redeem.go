@@ -33,8 +33,56 @@ type Level struct {
 	CPU CPUUse
 	// Prepared is how many requests were prepared (tokens seeded) for it.
 	Prepared int
-	// WarmOK and WarmErrors count the warm-up's requests.
+	// WarmOK and WarmErrors count the warm-up's requests, WarmElapsed is
+	// how long it ran, and WarmExhausted is set when it ran out of
+	// prepared requests before its window ended.
 	WarmOK, WarmErrors int
+	WarmElapsed        time.Duration
+	WarmExhausted      bool
+	// Statements are what cloud-app's database ran during the measured
+	// window (pg_stat_statements, with -pgss), top statements by time.
+	Statements []Statement
+}
+
+// profileWindow is how long a profiling run samples.
+const profileWindow = 10 * time.Second
+
+// ProfileRun is a run made only to profile a service: after the measured
+// levels, at the last level's concurrency, so that perf's sampling does
+// not touch the measured numbers.
+type ProfileRun struct {
+	Clients int
+	// Rate is what the service reached while sampled; Requests and OK
+	// count the run's requests.
+	Rate         float64
+	Requests, OK int
+	Profile      *Profile
+}
+
+// profileRun prepares requests for about profileWindow at rate, and runs
+// them at clients while perf samples pid. Without -profile it does
+// nothing and returns nil.
+func (e *Env) profileRun(ctx context.Context, name, group string, pid, clients int, rate float64, limit int,
+	prepare func(n int) ([][]byte, error), job func(bodies [][]byte) Job) (*ProfileRun, error) {
+	if !e.cfg.Profile {
+		return nil, nil
+	}
+	n := min(int(math.Ceil(max(rate, 1)*profileWindow.Seconds()*2.5))+4*clients, limit)
+	e.logf("%s: profiling %s with perf at %d clients for %s (not measured)", name, group, clients, profileWindow)
+	bodies, err := prepare(n)
+	if err != nil {
+		return nil, err
+	}
+	pr := startProfile(ctx, e.dir, group, pid, profileWindow)
+	r := RunClosed(ctx, Closed{Clients: clients, Duration: profileWindow, Max: len(bodies)}, job(bodies))
+	run := &ProfileRun{Clients: clients, Rate: r.Rate(), Requests: r.OK + r.Errors, OK: r.OK, Profile: pr.finish(ctx)}
+	if err := e.checkAlive(); err != nil {
+		return run, err
+	}
+	if r.Errors > 0 {
+		return run, fmt.Errorf("%s: the profiling run had %d errors: %s", name, r.Errors, describeFailures(r))
+	}
+	return run, nil
 }
 
 // RedeemReport is the redemption scenario's result.
@@ -43,9 +91,8 @@ type RedeemReport struct {
 	// LinksCreated and TokensUsed are counted in cloud-app's database after
 	// the run: every 201 must have created one link and used one token.
 	LinksCreated, TokensUsed int64
-	// Statements are the top statements by total time, when
-	// pg_stat_statements is loaded.
-	Statements []Statement
+	// Profile is the profiling run, with -profile.
+	Profile *ProfileRun
 }
 
 // newClient is an HTTP client for loopback load: keep-alive connections
@@ -132,11 +179,6 @@ func redemptionBodies(toks []SeededToken) ([][]byte, error) {
 // DESIGN section 5 (and answers 201).
 func (e *Env) Redeem(ctx context.Context, cfg Levels) (RedeemReport, error) {
 	var rep RedeemReport
-	if e.cfg.Statements {
-		if err := e.PG.Exec(ctx, "postgres", "SELECT pg_stat_statements_reset()"); err != nil {
-			return rep, err
-		}
-	}
 	url := e.Cloud.BaseURL + protocol.PathRedemptions
 	hdr := http.Header{"Content-Type": {"application/json"}}
 	prepare := func(n int) ([][]byte, error) {
@@ -146,18 +188,26 @@ func (e *Env) Redeem(ctx context.Context, cfg Levels) (RedeemReport, error) {
 		}
 		return redemptionBodies(toks)
 	}
-	for _, clients := range cfg.Clients {
-		client := newClient(clients)
-		lvl, err := e.runLevel(ctx, "redeem", clients, cfg, prepare, func(bodies [][]byte) Job {
+	job := func(client *http.Client) func(bodies [][]byte) Job {
+		return func(bodies [][]byte) Job {
 			return func(ctx context.Context, i int) error {
 				return send(ctx, client, http.MethodPost, url, bodies[i], hdr, http.StatusCreated)
 			}
-		})
+		}
+	}
+	for i, clients := range cfg.Clients {
+		client := newClient(clients)
+		lvl, err := e.runLevel(ctx, "redeem", clients, cfg, prepare, job(client))
+		if err == nil {
+			rep.Levels = append(rep.Levels, lvl)
+			if i == len(cfg.Clients)-1 {
+				rep.Profile, err = e.profileRun(ctx, "redeem", GroupCloudApp, e.Cloud.PID(), clients, lvl.Rate(), cfg.Max, prepare, job(client))
+			}
+		}
 		client.CloseIdleConnections()
 		if err != nil {
 			return rep, err
 		}
-		rep.Levels = append(rep.Levels, lvl)
 	}
 	var err error
 	if rep.LinksCreated, err = e.Seeder.Count(ctx, "SELECT count(*) FROM links"); err != nil {
@@ -166,22 +216,24 @@ func (e *Env) Redeem(ctx context.Context, cfg Levels) (RedeemReport, error) {
 	if rep.TokensUsed, err = e.Seeder.Count(ctx, "SELECT count(*) FROM tokens WHERE used_at IS NOT NULL"); err != nil {
 		return rep, err
 	}
-	if e.cfg.Statements {
-		if rep.Statements, err = e.topStatements(ctx, "cloudapp", 12); err != nil {
-			return rep, err
-		}
-	}
 	return rep, nil
 }
 
+// warmRate is a generous guess of a scenario's rate (requests per second
+// on this kind of machine), used only to size the warm-up so that it runs
+// for its whole window rather than running out of prepared requests.
+const warmRate = 1500
+
 // runLevel warms up, sizes, prepares and measures one concurrency of a
-// scenario whose requests each consume a prepared item (a token).
+// scenario whose requests each consume a prepared item (a token). The
+// warm-up uses its own items and is not measured; the measured window
+// gets about 2.5 times what the warm-up's rate needs (and at least what
+// warmRate needs), so it ends by time, not by running out (the report
+// says when it did run out).
 func (e *Env) runLevel(ctx context.Context, name string, clients int, cfg Levels,
 	prepare func(n int) ([][]byte, error), job func(bodies [][]byte) Job) (Level, error) {
 	var lvl Level
-	// Warm-up: enough requests for the warm-up window at a generous guess
-	// of the rate, capped; the rate it reaches sizes the measured run.
-	warmN := min(max(clients*40, 400), cfg.Max)
+	warmN := min(max(int(cfg.Warmup.Seconds()*warmRate), clients*40, 400), cfg.Max)
 	e.logf("%s: %d clients: warming up (%s, at most %d requests)", name, clients, cfg.Warmup, warmN)
 	bodies, err := prepare(warmN)
 	if err != nil {
@@ -191,18 +243,35 @@ func (e *Env) runLevel(ctx context.Context, name string, clients int, cfg Levels
 	if err := e.checkAlive(); err != nil {
 		return lvl, err
 	}
-	need := int(math.Ceil(warm.Rate()*cfg.Duration.Seconds()*1.6)) + 4*clients
-	n := min(max(need, 200), cfg.Max)
+	// A short warm-up underestimates (connections are still being
+	// made), so the generous guess is a floor: unused tokens cost only
+	// their rows.
+	need := int(math.Ceil(max(warm.Rate()*2.5, warmRate)*cfg.Duration.Seconds())) + 4*clients
+	n := min(need, cfg.Max)
 	e.logf("%s: %d clients: warm-up %.0f/s (%d errors); preparing %d requests", name, clients, warm.Rate(), warm.Errors, n)
 	if bodies, err = prepare(n); err != nil {
 		return lvl, err
 	}
 	e.logf("%s: %d clients: measuring for %s", name, clients, cfg.Duration)
+	var stmtsBefore stmtCounters
+	if e.cfg.Statements {
+		if stmtsBefore, err = e.statementCounters(ctx, "cloudapp"); err != nil {
+			return lvl, fmt.Errorf("pg_stat_statements: %w", err)
+		}
+	}
 	before := e.CPU.Snapshot()
 	lvl.Result = RunClosed(ctx, Closed{Clients: clients, Duration: cfg.Duration, Max: len(bodies)}, job(bodies))
 	lvl.CPU = e.CPU.Since(before)
+	if e.cfg.Statements {
+		after, err := e.statementCounters(ctx, "cloudapp")
+		if err != nil {
+			return lvl, fmt.Errorf("pg_stat_statements: %w", err)
+		}
+		lvl.Statements = StatementsBetween(stmtsBefore, after, 14)
+	}
 	lvl.Prepared = n
 	lvl.WarmOK, lvl.WarmErrors = warm.OK, warm.Errors
+	lvl.WarmElapsed, lvl.WarmExhausted = warm.Elapsed, warm.Exhausted
 	if err := e.checkAlive(); err != nil {
 		return lvl, err
 	}

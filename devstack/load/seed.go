@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"spacesync.io/shared/secret"
@@ -83,7 +82,7 @@ func (s *Seeder) AddTenants(ctx context.Context, n int) error {
 	rows := make([][]any, 0, n)
 	for i := range n {
 		t := SeedTenant{
-			ID: uuid.NewString(), ClientKey: uuid.NewString(),
+			ID: newUUID(), ClientKey: newUUID(),
 			BaseURL: fmt.Sprintf("https://loadgen-%d-%s.atlassian.net/wiki", len(s.tenants)+i, randomHex(4)),
 		}
 		sealed := box.Seal([]byte(randomID(32)), []byte(t.ClientKey))
@@ -120,7 +119,7 @@ func (s *Seeder) AddSyncs(ctx context.Context, t SeedTenant, sp Space, n int) ([
 	rows := make([][]any, n)
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = uuid.NewString()
+		ids[i] = newUUID()
 		rows[i] = []any{ids[i], t.ID, sp.ID, sp.Key, sp.Name, fmt.Sprintf("%s sync %d", sp.Name, i+1),
 			seedPermissions, i%2 == 0, true, "NOT_SYNCED_YET", seedIssuer, now, now}
 	}
@@ -164,7 +163,7 @@ func (s *Seeder) Tokens(ctx context.Context, n int) ([]SeededToken, error) {
 				seq := s.next + i
 				t := s.tenants[seq%len(s.tenants)]
 				sp := Space{ID: fmt.Sprintf("%d", 9_000_000+seq), Key: fmt.Sprintf("LG%d", seq), Name: fmt.Sprintf("Load space %d", seq)}
-				syncID := uuid.NewString()
+				syncID := newUUID()
 				c := token.NewClaims(s.issuer, now,
 					token.Site{ClientKey: t.ClientKey, BaseURL: t.BaseURL},
 					token.Space{ID: sp.ID, Key: sp.Key, Name: sp.Name},
@@ -221,6 +220,17 @@ func (s *Seeder) Count(ctx context.Context, query string) (int64, error) {
 	var n int64
 	err := s.conn.QueryRow(ctx, query).Scan(&n)
 	return n, err
+}
+
+// newUUID is a random (version 4) UUID in its text form, as cloud-app's
+// ids are.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // randomHex is n random bytes, hex (fit for a host name).

@@ -47,6 +47,9 @@ func StartService(ctx context.Context, name, bin, baseURL, logPath string, env [
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = serviceEnv(env)
+	// If the load generator dies without stopping it (SIGKILL), the
+	// service dies too rather than keep its port and database.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {

@@ -46,6 +46,9 @@ type SoakReport struct {
 	Baseline SoakSample
 	// Growth is (last RSS - baseline RSS) / baseline RSS.
 	Growth float64
+	// LinksCreated is how many links cloud-app's database gained during
+	// the soak: one per successful redemption.
+	LinksCreated int64
 }
 
 // soakBaseline is when the warmed-up memory level is taken.
@@ -90,6 +93,10 @@ func (e *Env) Soak(ctx context.Context, cfg SoakConfig) (SoakReport, error) {
 		return rep, err
 	}
 	toks = nil
+	linksBefore, err := e.Seeder.Count(ctx, "SELECT count(*) FROM links")
+	if err != nil {
+		return rep, err
+	}
 	client := newClient(cfg.Workers)
 	defer client.CloseIdleConnections()
 	url := e.Cloud.BaseURL + protocol.PathRedemptions
@@ -144,6 +151,11 @@ func (e *Env) Soak(ctx context.Context, cfg SoakConfig) (SoakReport, error) {
 		return rep, err
 	}
 	rep.Baseline, rep.Growth = BaselineAndGrowth(rep.Samples, soakBaseline(cfg.Duration))
+	links, err := e.Seeder.Count(ctx, "SELECT count(*) FROM links")
+	if err != nil {
+		return rep, err
+	}
+	rep.LinksCreated = links - linksBefore
 	return rep, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -174,5 +175,20 @@ func TestBaselineAndGrowth(t *testing.T) {
 	}
 	if got := soakBaseline(time.Minute); got != 12*time.Second {
 		t.Errorf("soakBaseline(1m) = %v, want 12s", got)
+	}
+}
+
+func TestNewUUID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		u := newUUID()
+		// 8-4-4-4-12 hex digits, version 4, the RFC 4122 variant.
+		if len(u) != 36 || u[8] != '-' || u[13] != '-' || u[18] != '-' || u[23] != '-' || u[14] != '4' || !strings.ContainsRune("89ab", rune(u[19])) {
+			t.Fatalf("newUUID() = %q, want a version 4 UUID", u)
+		}
+		if seen[u] {
+			t.Fatalf("newUUID() repeated %q", u)
+		}
+		seen[u] = true
 	}
 }

@@ -23,6 +23,16 @@ type UIReport struct {
 	// size of one answer.
 	Syncs, ResponseBytes int
 	Levels               []Level
+	// ConfluenceCalls is how many REST calls cloud-app made to the
+	// Confluence simulator during the warm-ups and measured windows
+	// (after the first, uncached request); near zero when the space and
+	// the admin decision are cached.
+	ConfluenceCalls int
+	// Requests is every request sent after the first (warm-ups, measured
+	// windows, the profiling run).
+	Requests int64
+	// Profile is the profiling run, with -profile.
+	Profile *ProfileRun
 }
 
 // UIConfig is the uiapi scenario's configuration.
@@ -92,7 +102,8 @@ func (e *Env) UIAPI(ctx context.Context, cfg UIConfig) (UIReport, error) {
 		return rep, err
 	}
 
-	for _, clients := range cfg.Clients {
+	e.sim.ResetRequests()
+	for li, clients := range cfg.Clients {
 		client := newClient(clients)
 		hdrs := make([]http.Header, clients)
 		for i := range hdrs {
@@ -102,20 +113,34 @@ func (e *Env) UIAPI(ctx context.Context, cfg UIConfig) (UIReport, error) {
 			}
 			hdrs[i] = http.Header{"Authorization": {"JWT " + t}, "Accept": {"application/json"}}
 		}
-		// Requests consume nothing, so one "body" per client is enough;
-		// the request index picks the client's token round-robin.
-		prepare := func(n int) ([][]byte, error) { return make([][]byte, n), nil }
-		lvl, err := e.runLevel(ctx, "uiapi", clients, cfg.Levels, prepare, func([][]byte) Job {
+		// Requests consume nothing, so there is no need to size them:
+		// every window may use up to Max; the request index picks a
+		// client's token round-robin.
+		prepare := func(int) ([][]byte, error) { return make([][]byte, cfg.Max), nil }
+		job := func([][]byte) Job {
 			return func(ctx context.Context, i int) error {
 				return send(ctx, client, http.MethodGet, target, nil, hdrs[i%clients], http.StatusOK)
 			}
-		})
+		}
+		lvl, err := e.runLevel(ctx, "uiapi", clients, cfg.Levels, prepare, job)
+		if err == nil {
+			rep.Levels = append(rep.Levels, lvl)
+			if li == len(cfg.Clients)-1 {
+				rep.Profile, err = e.profileRun(ctx, "uiapi", GroupCloudApp, e.Cloud.PID(), clients, lvl.Rate(), cfg.Max, prepare, job)
+			}
+		}
 		client.CloseIdleConnections()
 		if err != nil {
 			return rep, err
 		}
-		rep.Levels = append(rep.Levels, lvl)
 	}
+	for _, l := range rep.Levels {
+		rep.Requests += int64(l.WarmOK + l.WarmErrors + l.OK + l.Errors)
+	}
+	if rep.Profile != nil {
+		rep.Requests += int64(rep.Profile.Requests)
+	}
+	rep.ConfluenceCalls = len(e.sim.Requests())
 	return rep, nil
 }
 

@@ -11,11 +11,17 @@
 //	uiapi    GET /api/ui/spaces/{key}/syncs with context JWTs
 //	import   dc-app's POST /api/v1/synced-spaces end to end
 //	soak     redemptions at -soak-rate for -soak-duration, sampling
-//	         cloud-app's resident memory
+//	         cloud-app's resident memory (in one -pg-mode only)
 //
-// Build the services first (make build), then, from the repository root:
+// Before each measured window an unmeasured warm-up runs on its own
+// requests. With -pgss the report lists the statements of the top level's
+// window (pg_stat_statements); with -profile a separate, unmeasured 10 s
+// run is sampled with perf(1). `make bench` builds the services and runs
 //
-//	go run ./devstack/cmd/loadgen -bin bin -out BENCHMARKS.load.md
+//	go run ./devstack/cmd/loadgen -bin bin -out BENCHMARKS.load.md -pgss -profile
+//
+// (about 12 minutes); `make bench BENCH_QUICK=1` adds -quick, a smoke run
+// of every scenario in about 4 minutes whose numbers are not a measurement.
 //
 // Every target is 127.0.0.1 or localhost; every run is bounded in requests
 // and time; the program stops by itself and removes what it started.
@@ -49,6 +55,20 @@ const (
 
 var allScenarios = []string{scRedeem, scPgbench, scUIAPI, scImport, scSoak}
 
+// quickDefaults are the flags -quick sets, unless given: every scenario
+// runs briefly, enough to show that it works end to end.
+var quickDefaults = map[string]string{
+	"duration":         "3s",
+	"warmup":           "1s",
+	"ui-duration":      "3s",
+	"import-duration":  "3s",
+	"pgbench-scale":    "2",
+	"pgbench-duration": "5s",
+	"soak-duration":    "25s",
+	"soak-rate":        "50",
+	"soak-every":       "5s",
+}
+
 // Bounds on what the flags may ask for: a run always ends.
 const (
 	maxWindow    = 10 * time.Minute
@@ -66,6 +86,9 @@ type options struct {
 	modes      []string
 	keep       bool
 	statements bool
+	profile    bool
+	quick      bool
+	soakMode   string
 	tenants    int
 
 	redeem     load.Levels
@@ -92,25 +115,28 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	var scenarios, modes, clients, uiClients, importClients, importAuth string
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding the cloud-app and dc-app binaries (make build)")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
-	fs.StringVar(&scenarios, "scenarios", "redeem,pgbench,uiapi,import", "comma-separated: "+strings.Join(allScenarios, ", ")+", or all")
+	fs.StringVar(&scenarios, "scenarios", "all", "comma-separated: "+strings.Join(allScenarios, ", ")+", or all")
 	fs.StringVar(&modes, "pg-mode", "fast,durable", "Postgres settings to run under, in order: fast (fsync off, dbtest's), durable (fsync and synchronous_commit on)")
+	fs.StringVar(&o.soakMode, "soak-mode", "", "the one -pg-mode the soak runs in (default: the last one)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (service logs) and print where it is")
-	fs.BoolVar(&o.statements, "pgss", false, "preload pg_stat_statements and report the statements that take the redemptions' database time")
+	fs.BoolVar(&o.statements, "pgss", false, "preload pg_stat_statements and report the statements that take the redemptions' and the UI API's database time")
+	fs.BoolVar(&o.profile, "profile", false, "after the measured levels of redeem and uiapi, sample cloud-app with perf(1) for 10 s at the last concurrency (not measured) and report where its CPU went")
+	fs.BoolVar(&o.quick, "quick", false, "a smoke run: short windows, small pgbench, a 25 s soak (flags given explicitly still win); not a measurement")
 	fs.IntVar(&o.tenants, "tenants", 10, "tenants the redemption tokens are spread over")
 
 	fs.StringVar(&clients, "clients", "1,8,64", "redeem: concurrent clients, one run each")
-	fs.DurationVar(&o.redeem.Duration, "duration", 15*time.Second, "redeem: measured window per concurrency")
+	fs.DurationVar(&o.redeem.Duration, "duration", 10*time.Second, "redeem: measured window per concurrency")
 	fs.DurationVar(&o.redeem.Warmup, "warmup", 3*time.Second, "warm-up before each measured window (all closed-loop scenarios)")
 	fs.IntVar(&o.redeem.Max, "max", 100_000, "redeem and import: at most this many requests (tokens seeded) per window")
 
 	fs.StringVar(&uiClients, "ui-clients", "16,64", "uiapi: concurrent clients")
-	fs.DurationVar(&o.ui.Duration, "ui-duration", 15*time.Second, "uiapi: measured window per concurrency")
+	fs.DurationVar(&o.ui.Duration, "ui-duration", 10*time.Second, "uiapi: measured window per concurrency")
 	fs.IntVar(&o.ui.Max, "ui-max", 500_000, "uiapi: at most this many requests per window")
 	fs.IntVar(&o.ui.Syncs, "ui-syncs", 10, "uiapi: syncs seeded in the listed space")
 	fs.StringVar(&o.ui.SpaceKey, "ui-space", "ENG", "uiapi: the simulator space whose syncs are listed")
 
 	fs.StringVar(&importClients, "import-clients", "8", "import: concurrent clients")
-	fs.DurationVar(&o.imports.Duration, "import-duration", 15*time.Second, "import: measured window per concurrency")
+	fs.DurationVar(&o.imports.Duration, "import-duration", 10*time.Second, "import: measured window per concurrency")
 	fs.StringVar(&importAuth, "import-auth", "session,basic", "import: how to authenticate to dc-app: session, basic")
 
 	fs.IntVar(&o.pgbench.Scale, "pgbench-scale", 10, "pgbench -i -s")
@@ -128,6 +154,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range quickDefaults {
+			if !set[name] {
+				if err := fs.Set(name, v); err != nil {
+					return nil, fmt.Errorf("-quick: %s: %w", name, err)
+				}
+			}
+		}
+	}
 
 	var err error
 	if o.scenarios, err = pickList(scenarios, allScenarios, "-scenarios", true); err != nil {
@@ -135,6 +172,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.modes, err = pickList(modes, []string{load.ModeFast, load.ModeDurable}, "-pg-mode", false); err != nil {
 		return nil, err
+	}
+	if o.soakMode == "" {
+		o.soakMode = o.modes[len(o.modes)-1]
+	} else if !has(o.modes, o.soakMode) {
+		return nil, fmt.Errorf("-soak-mode %q is not one of -pg-mode %s", o.soakMode, strings.Join(o.modes, ","))
 	}
 	if o.importAuth, err = pickList(importAuth, []string{load.AuthSession, load.AuthBasic}, "-import-auth", false); err != nil {
 		return nil, err
@@ -192,6 +234,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := &load.Report{
 		Started: time.Now(),
 		Command: "go run ./devstack/cmd/loadgen " + strings.Join(args, " "),
+		Quick:   o.quick,
+		Warmup:  o.redeem.Warmup,
 		Machine: load.DescribeMachine(map[string]string{
 			"cloud-app": filepath.Join(o.bin, "cloud-app"), "dc-app": filepath.Join(o.bin, "dc-app"),
 		}),
@@ -227,7 +271,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // a service under test died.
 func runMode(ctx context.Context, o *options, mode string, stderr io.Writer) (load.ModeReport, error) {
 	mr := load.ModeReport{Mode: mode, LoadBefore: load.LoadAvg(), PgbenchCfg: o.pgbench}
-	env, err := load.Start(ctx, load.Config{BinDir: o.bin, Mode: mode, Statements: o.statements, Tenants: o.tenants, Progress: stderr})
+	env, err := load.Start(ctx, load.Config{BinDir: o.bin, Mode: mode, Statements: o.statements, Profile: o.profile,
+		Tenants: o.tenants, Progress: stderr})
 	if err != nil {
 		return mr, err
 	}
@@ -257,13 +302,13 @@ func runMode(ctx context.Context, o *options, mode string, stderr io.Writer) (lo
 				stop = fail(sc, err)
 			}
 		case scPgbench:
-			fmt.Fprintf(stderr, "loadgen: pgbench: scale %d, %d clients, %s\n", o.pgbench.Scale, o.pgbench.Clients, o.pgbench.Duration)
+			fmt.Fprintf(stderr, "loadgen: %s pgbench: scale %d, %d clients, %s\n", time.Now().Format("15:04:05"), o.pgbench.Scale, o.pgbench.Clients, o.pgbench.Duration)
 			r, err := env.PG.RunPgbench(ctx, o.pgbench, env.CPU)
 			if err != nil {
 				stop = fail(sc, err)
 				break
 			}
-			fmt.Fprintf(stderr, "loadgen: pgbench: %.0f tps; CPU %s\n", r.TPS, r.CPU)
+			fmt.Fprintf(stderr, "loadgen: %s pgbench: %.0f tps; CPU %s\n", time.Now().Format("15:04:05"), r.TPS, r.CPU)
 			mr.Pgbench = &r
 		case scUIAPI:
 			r, err := env.UIAPI(ctx, o.ui)
@@ -278,6 +323,10 @@ func runMode(ctx context.Context, o *options, mode string, stderr io.Writer) (lo
 				stop = fail(sc, err)
 			}
 		case scSoak:
+			if mode != o.soakMode {
+				fmt.Fprintf(stderr, "loadgen: soak: runs with the %s settings only (-soak-mode)\n", o.soakMode)
+				break
+			}
 			r, err := env.Soak(ctx, o.soak)
 			mr.Soak = &r
 			if err != nil {

@@ -43,6 +43,40 @@ func TestParseFlags_OK(t *testing.T) {
 	if err != nil || !slices.Equal(all.scenarios, allScenarios) {
 		t.Errorf("-scenarios all = %v, %v; want every scenario", all.scenarios, err)
 	}
+	// The defaults are the full run: every scenario, both settings, the
+	// soak once, in the last (durable) mode, for the target's 5 minutes.
+	def, err := parseFlags([]string{"-bin", bin}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(def.scenarios, allScenarios) || !slices.Equal(def.modes, []string{"fast", "durable"}) ||
+		def.soakMode != "durable" || def.soak.Duration != 5*time.Minute || def.quick {
+		t.Errorf("defaults: scenarios %v, modes %v, soak in %q for %v, quick %v", def.scenarios, def.modes, def.soakMode, def.soak.Duration, def.quick)
+	}
+}
+
+func TestParseFlags_Quick(t *testing.T) {
+	bin := binDir(t)
+	o, err := parseFlags([]string{"-bin", bin, "-quick", "-ui-duration", "2s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.redeem.Duration != 3*time.Second || o.redeem.Warmup != time.Second || o.soak.Duration != 25*time.Second ||
+		o.pgbench.Scale != 2 || o.pgbench.Duration != 5*time.Second {
+		t.Errorf("-quick: duration %v, warm-up %v, soak %v, pgbench scale %d for %v; want 3s, 1s, 25s, 2, 5s",
+			o.redeem.Duration, o.redeem.Warmup, o.soak.Duration, o.pgbench.Scale, o.pgbench.Duration)
+	}
+	if o.ui.Duration != 2*time.Second {
+		t.Errorf("-quick -ui-duration 2s: ui duration %v, want the explicit 2s", o.ui.Duration)
+	}
+	if o.ui.Warmup != time.Second || o.imports.Warmup != time.Second {
+		t.Errorf("-quick: ui and import warm-ups %v, %v; want the quick 1s", o.ui.Warmup, o.imports.Warmup)
+	}
+	for name, v := range quickDefaults {
+		if _, err := parseFlags([]string{"-bin", bin, "-" + name, v}, io.Discard); err != nil {
+			t.Errorf("quick default -%s %s is not valid on its own: %v", name, v, err)
+		}
+	}
 }
 
 func TestParseFlags_ErrBad(t *testing.T) {
@@ -62,6 +96,7 @@ func TestParseFlags_ErrBad(t *testing.T) {
 		{[]string{"-max", "0"}, "-max"},
 		{[]string{"-pgbench-threads", "65"}, "-pgbench-threads"},
 		{[]string{"-import-auth", "none"}, "-import-auth"},
+		{[]string{"-pg-mode", "fast", "-soak-mode", "durable"}, "-soak-mode"},
 		{[]string{"extra"}, "unexpected arguments"},
 	}
 	for _, tc := range tests {
