@@ -241,35 +241,53 @@ func (s *Store) CreateSync(ctx context.Context, n NewSync) (Sync, error) {
 
 // ListSyncs returns the live syncs of a space of a tenant, oldest first.
 func (s *Store) ListSyncs(ctx context.Context, tenantID, spaceKey string) ([]Sync, error) {
-	var out []Sync
-	err := s.txNow(ctx, func(tx *gorm.DB, _ time.Time) error {
-		var rows []syncRow
-		if err := tx.Where("tenant_id = ? AND space_key = ? AND deleted_at IS NULL", tenantID, spaceKey).
-			Order("created_at, id").Find(&rows).Error; err != nil {
-			return err
+	// One statement, outside a transaction: this is the page's hottest
+	// read. A sync has at most one active link (a unique index says so),
+	// so the join adds no rows.
+	var rows []syncListRow
+	err := s.db.WithContext(ctx).Raw(`SELECT s.id, s.tenant_id, s.space_id, s.space_key, s.space_name, s.name, s.permissions,
+		s.sync_comments, s.sync_labels, s.status, s.created_by, s.created_at, s.updated_at, l.instance_id AS link_instance_id,
+		l.instance_name AS link_name, l.instance_base_url AS link_instance_url
+		FROM syncs s LEFT JOIN links l ON l.sync_id = s.id AND l.tenant_id = s.tenant_id AND l.status = ?
+		WHERE s.tenant_id = ? AND s.space_key = ? AND s.deleted_at IS NULL
+		ORDER BY s.created_at, s.id`, LinkActive, tenantID, spaceKey).Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Sync, 0, len(rows))
+	for _, r := range rows {
+		d, err := r.sync().domain()
+		if err != nil {
+			return nil, err
 		}
-		var links []linkRow
-		if err := tx.Where("tenant_id = ? AND status = ? AND sync_id IN (?)", tenantID, LinkActive,
-			tx.Model(&syncRow{}).Select("id").Where("tenant_id = ? AND space_key = ? AND deleted_at IS NULL", tenantID, spaceKey)).
-			Find(&links).Error; err != nil {
-			return err
+		if r.LinkInstanceID != nil {
+			d.LinkedTo = &Instance{ID: *r.LinkInstanceID, Name: deref(r.LinkName), BaseURL: deref(r.LinkInstanceURL)}
 		}
-		linked := make(map[string]*Instance, len(links))
-		for _, l := range links {
-			linked[l.SyncID] = &Instance{ID: l.InstanceID, Name: l.InstanceName, BaseURL: l.InstanceBaseURL}
-		}
-		out = make([]Sync, 0, len(rows))
-		for _, r := range rows {
-			d, err := r.domain()
-			if err != nil {
-				return err
-			}
-			d.LinkedTo = linked[r.ID]
-			out = append(out, d)
-		}
-		return nil
-	})
-	return out, err
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// syncListRow is a sync with its active link's instance, if any.
+type syncListRow struct {
+	ID, TenantID, SpaceID, SpaceKey, SpaceName, Name, Permissions string
+	SyncComments, SyncLabels                                      bool
+	Status, CreatedBy                                             string
+	CreatedAt, UpdatedAt                                          time.Time
+	LinkInstanceID, LinkName, LinkInstanceURL                     *string
+}
+
+func (r syncListRow) sync() syncRow {
+	return syncRow{ID: r.ID, TenantID: r.TenantID, SpaceID: r.SpaceID, SpaceKey: r.SpaceKey, SpaceName: r.SpaceName,
+		Name: r.Name, Permissions: r.Permissions, SyncComments: r.SyncComments, SyncLabels: r.SyncLabels,
+		Status: r.Status, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // SpaceSyncCounts is how many live syncs a space has, and how many of them
