@@ -77,55 +77,91 @@ type redemptionState struct {
 	tok  tokenRow
 	sync syncRow
 	site Site
+	// tenant is the token's tenant as checkRecord read it.
+	tenant recordTenant
 }
+
+type recordTenant struct {
+	ClientKey, BaseURL, DisplayURL, State string
+}
+
+// recordRow is a token with its tenant and sync: what a redemption reads,
+// in one statement.
+type recordRow struct {
+	JTI          string     `gorm:"column:jti"`
+	TenantID     string     `gorm:"column:tenant_id"`
+	SyncID       string     `gorm:"column:sync_id"`
+	RsHash       string     `gorm:"column:rs_hash"`
+	UsedAt       *time.Time `gorm:"column:used_at"`
+	RevokedAt    *time.Time `gorm:"column:revoked_at"`
+	RevokeReason string     `gorm:"column:revoke_reason"`
+	ClientKey    string     `gorm:"column:client_key"`
+	BaseURL      string     `gorm:"column:base_url"`
+	DisplayURL   string     `gorm:"column:display_url"`
+	TenantState  string     `gorm:"column:tenant_state"`
+	SpaceID      string     `gorm:"column:space_id"`
+	SpaceKey     string     `gorm:"column:space_key"`
+	SpaceName    string     `gorm:"column:space_name"`
+	SyncName     string     `gorm:"column:sync_name"`
+	Permissions  string     `gorm:"column:permissions"`
+	SyncComments bool       `gorm:"column:sync_comments"`
+	SyncLabels   bool       `gorm:"column:sync_labels"`
+	SyncStatus   string     `gorm:"column:sync_status"`
+	CreatedBy    string     `gorm:"column:created_by"`
+	CreatedAt    time.Time  `gorm:"column:created_at"`
+	UpdatedAt    time.Time  `gorm:"column:updated_at"`
+	DeletedAt    *time.Time `gorm:"column:deleted_at"`
+}
+
+const recordQuery = `SELECT t.jti, t.tenant_id, t.sync_id, t.rs_hash, t.used_at, t.revoked_at, t.revoke_reason,
+	n.client_key, n.base_url, n.display_url, n.state AS tenant_state,
+	s.space_id, s.space_key, s.space_name, s.name AS sync_name, s.permissions, s.sync_comments, s.sync_labels,
+	s.status AS sync_status, s.created_by, s.created_at, s.updated_at, s.deleted_at
+	FROM tokens t JOIN tenants n ON n.id = t.tenant_id JOIN syncs s ON s.id = t.sync_id
+	WHERE t.jti = ?`
 
 // checkRecord is step 1: the token row for the claims, with its redemption
-// secret checked in constant time.
-func checkRecord(tx *gorm.DB, c *token.Claims) (tokenRow, error) {
-	var t tokenRow
-	err := tx.Where("jti = ?", c.ID).Take(&t).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return t, errRedeemInvalid
+// secret checked in constant time. It reads the token's tenant and sync in
+// the same statement, for checkState; nothing of them is judged here.
+func checkRecord(tx *gorm.DB, c *token.Claims) (redemptionState, error) {
+	var rows []recordRow
+	if err := tx.Raw(recordQuery, c.ID).Scan(&rows).Error; err != nil {
+		return redemptionState{}, err
 	}
-	if err != nil {
-		return t, err
+	if len(rows) != 1 {
+		return redemptionState{}, errRedeemInvalid
 	}
-	ok := subtle.ConstantTimeCompare([]byte(SecretHash(c.RedemptionSecret)), []byte(t.RsHash)) == 1
-	if !ok || t.SyncID != c.Sync.ID {
-		return t, errRedeemInvalid
+	r := rows[0]
+	st := redemptionState{
+		tok: tokenRow{JTI: r.JTI, TenantID: r.TenantID, SyncID: r.SyncID, RsHash: r.RsHash,
+			UsedAt: r.UsedAt, RevokedAt: r.RevokedAt, RevokeReason: r.RevokeReason},
+		sync: syncRow{ID: r.SyncID, TenantID: r.TenantID, SpaceID: r.SpaceID, SpaceKey: r.SpaceKey, SpaceName: r.SpaceName,
+			Name: r.SyncName, Permissions: r.Permissions, SyncComments: r.SyncComments, SyncLabels: r.SyncLabels,
+			Status: r.SyncStatus, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, DeletedAt: r.DeletedAt},
+		tenant: recordTenant{ClientKey: r.ClientKey, BaseURL: r.BaseURL, DisplayURL: r.DisplayURL, State: r.TenantState},
 	}
-	return t, nil
-}
-
-// checkState is step 3 up to, not including, the used check: it loads the
-// tenant and the sync and refuses in the order tenant_uninstalled,
-// sync_deleted, token_revoked.
-func checkState(tx *gorm.DB, c *token.Claims, t tokenRow) (redemptionState, error) {
-	st := redemptionState{tok: t}
-	var tenant struct {
-		ClientKey  string
-		BaseURL    string `gorm:"column:base_url"`
-		DisplayURL string `gorm:"column:display_url"`
-		State      string
-	}
-	if err := tx.Table("tenants").Select("client_key, base_url, display_url, state").
-		Where("id = ?", t.TenantID).Take(&tenant).Error; err != nil {
-		return st, err
-	}
-	if tenant.ClientKey != c.Site.ClientKey {
+	ok := subtle.ConstantTimeCompare([]byte(SecretHash(c.RedemptionSecret)), []byte(r.RsHash)) == 1
+	if !ok || r.SyncID != c.Sync.ID {
 		return st, errRedeemInvalid
 	}
-	if tenant.State == string(TenantUninstalled) {
+	return st, nil
+}
+
+// checkState is step 3 up to, not including, the used check, on what
+// checkRecord read: it refuses in the order tenant_uninstalled,
+// sync_deleted, token_revoked.
+func checkState(c *token.Claims, st redemptionState) (redemptionState, error) {
+	if st.tenant.ClientKey != c.Site.ClientKey {
+		return st, errRedeemInvalid
+	}
+	if st.tenant.State == string(TenantUninstalled) {
 		return st, errRedeemUninstalled
 	}
-	st.site = Site{BaseURL: tenant.BaseURL, DisplayURL: tenant.DisplayURL}
-	if err := tx.Where("id = ?", t.SyncID).Take(&st.sync).Error; err != nil {
-		return st, err
-	}
+	st.site = Site{BaseURL: st.tenant.BaseURL, DisplayURL: st.tenant.DisplayURL}
 	if st.sync.DeletedAt != nil {
 		return st, errRedeemSyncDeleted
 	}
-	if t.RevokedAt != nil {
+	if t := st.tok; t.RevokedAt != nil {
 		if t.RevokeReason == RevokeSuperseded {
 			return st, errRedeemSuperseded
 		}
@@ -183,14 +219,15 @@ func (s *Store) Redeem(ctx context.Context, in RedeemInput) (Link, bool, error) 
 	)
 	err := s.txNow(ctx, func(tx *gorm.DB, now time.Time) error {
 		isReplay = false
-		t, err := checkRecord(tx, c)
+		rec, err := checkRecord(tx, c)
 		if err != nil {
 			return err
 		}
+		t := rec.tok
 		if !expectMatches(in.Expect, c) {
 			return errRedeemMismatch
 		}
-		st, err := checkState(tx, c, t)
+		st, err := checkState(c, rec)
 		if err != nil {
 			return err
 		}
@@ -285,14 +322,14 @@ func (s *Store) ReplayExpired(ctx context.Context, in RedeemInput, expired error
 	linkHash := SecretHash(in.LinkSecret)
 	var out Link
 	err := s.txNow(ctx, func(tx *gorm.DB, _ time.Time) error {
-		t, err := checkRecord(tx, c)
+		rec, err := checkRecord(tx, c)
 		if err != nil {
 			return err
 		}
-		if !expectMatches(in.Expect, c) || t.UsedAt == nil {
+		if !expectMatches(in.Expect, c) || rec.tok.UsedAt == nil {
 			return expired
 		}
-		st, err := checkState(tx, c, t)
+		st, err := checkState(c, rec)
 		if err != nil {
 			return err
 		}
@@ -321,11 +358,11 @@ func (s *Store) CheckToken(ctx context.Context, c *token.Claims) error {
 	var verdict error
 	err := s.txNow(ctx, func(tx *gorm.DB, _ time.Time) error {
 		verdict = nil
-		t, err := checkRecord(tx, c)
+		rec, err := checkRecord(tx, c)
 		if err == nil {
 			var st redemptionState
-			st, err = checkState(tx, c, t)
-			if err == nil && (t.UsedAt != nil || st.sync.Status != SyncNotSyncedYet) {
+			st, err = checkState(c, rec)
+			if err == nil && (rec.tok.UsedAt != nil || st.sync.Status != SyncNotSyncedYet) {
 				err = errRedeemUsed
 			}
 		}
