@@ -13,6 +13,7 @@ import (
 	"spacesync.io/cloud-app/internal/store/migrations"
 	"spacesync.io/cloud-app/internal/web"
 	"spacesync.io/shared/db"
+	"spacesync.io/shared/env"
 	"spacesync.io/shared/secret"
 	"spacesync.io/shared/token"
 )
@@ -44,7 +45,10 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 		Migrations: migrations.FS, Logger: log,
 	})
 	if err != nil {
-		return err
+		if cfg.DatabaseURL != "" {
+			return fmt.Errorf("CLOUD_APP_DATABASE_URL: %s", env.OneLine(err))
+		}
+		return fmt.Errorf("CLOUD_APP_DATA_DIR: %s", env.OneLine(err))
 	}
 	defer d.Close()
 	log.Info("database ready", "dialect", d.Dialect)
@@ -81,7 +85,7 @@ func resolveSecretKey(cfg *config.Config, log *slog.Logger) (secret.Key, error) 
 		path := filepath.Join(cfg.DataDir, "secret.key")
 		v, created, err := secret.LoadOrCreateFile(path, func() (string, error) { return secret.NewKey().Encode(), nil })
 		if err != nil {
-			return secret.Key{}, fmt.Errorf("CLOUD_APP_SECRET_KEY: %w", err)
+			return secret.Key{}, fmt.Errorf("CLOUD_APP_DATA_DIR: cannot keep the generated secret key (CLOUD_APP_SECRET_KEY is not set): %w", err)
 		}
 		if created {
 			log.Warn("generated a new secret key (CLOUD_APP_SECRET_KEY is not set)", "file", path)
@@ -112,7 +116,7 @@ func resolveTokenKeys(cfg *config.Config, log *slog.Logger) (*token.KeySet, erro
 		return ks.Encode(), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("SPACESYNC_TOKEN_KEYS: %w", err)
+		return nil, fmt.Errorf("CLOUD_APP_DATA_DIR: cannot keep the generated token keys (SPACESYNC_TOKEN_KEYS is not set): %w", err)
 	}
 	if created {
 		log.Warn("generated a new token key set (SPACESYNC_TOKEN_KEYS is not set)", "file", path)

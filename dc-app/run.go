@@ -13,6 +13,7 @@ import (
 	"spacesync.io/dc-app/internal/store/migrations"
 	"spacesync.io/dc-app/internal/web"
 	"spacesync.io/shared/db"
+	"spacesync.io/shared/env"
 	"spacesync.io/shared/secret"
 )
 
@@ -39,7 +40,10 @@ func run(ctx context.Context, lookup func(string) (string, bool), stdout, logOut
 		Migrations: migrations.FS, Logger: log,
 	})
 	if err != nil {
-		return err
+		if cfg.DatabaseURL != "" {
+			return fmt.Errorf("DC_APP_DATABASE_URL: %s", env.OneLine(err))
+		}
+		return fmt.Errorf("DC_APP_DATA_DIR: %s", env.OneLine(err))
 	}
 	defer d.Close()
 	log.Info("database ready", "dialect", d.Dialect)
@@ -76,7 +80,7 @@ func resolveSecretKey(cfg *config.Config, log *slog.Logger) (secret.Key, error) 
 		path := filepath.Join(cfg.DataDir, "secret.key")
 		v, created, err := secret.LoadOrCreateFile(path, func() (string, error) { return secret.NewKey().Encode(), nil })
 		if err != nil {
-			return secret.Key{}, fmt.Errorf("DC_APP_SECRET_KEY: %w", err)
+			return secret.Key{}, fmt.Errorf("DC_APP_DATA_DIR: cannot keep the generated secret key (DC_APP_SECRET_KEY is not set): %w", err)
 		}
 		if created {
 			log.Warn("generated a new secret key (DC_APP_SECRET_KEY is not set)", "file", path)

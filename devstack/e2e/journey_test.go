@@ -131,11 +131,13 @@ type journey struct {
 	dl       string
 
 	adminUser, adminPass string
-	keys                 *token.KeySet
-	syncID               string
-	downloadPath         string
-	downloaded, emailed  []byte
-	downloadClaims       *token.Claims
+	// banners are the banners of the first and the second start.
+	banners             []string
+	keys                *token.KeySet
+	syncID              string
+	downloadPath        string
+	downloaded, emailed []byte
+	downloadClaims      *token.Claims
 	// secrets are every secret value seen, by what it is; none may appear
 	// in any log.
 	secrets map[string]string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -62,11 +63,31 @@ func (r *Reader) Enum(name, def string, allowed ...string) string {
 // Addr returns a listen address such as ":8081" or "127.0.0.1:8081".
 func (r *Reader) Addr(name, def string) string {
 	v := r.String(name, def)
-	if _, _, err := net.SplitHostPort(v); err != nil {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
 		r.Fail(name, "%q is not host:port (%v)", v, err)
 		return def
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		r.Fail(name, "%q has no valid port (0 to 65535)", v)
+		return def
+	}
 	return v
+}
+
+// OneLine is err's message on one line (some drivers' messages span
+// several, one per address tried), with repeated lines dropped: start-up
+// errors are one line naming the variable.
+func OneLine(err error) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !seen[l] {
+			seen[l] = true
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // URL returns an absolute http(s) URL without query, fragment or user info

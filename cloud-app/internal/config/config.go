@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	netmail "net/mail"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -106,6 +107,12 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 		if _, err := path.Match(h, "x"); err != nil || strings.ContainsAny(h, "/:") {
 			return nil, fmt.Errorf("invalid CLOUD_APP_PRODUCT_HOSTS: %q is not a host pattern such as *.atlassian.net", h)
 		}
+		if tooBroad(h) {
+			return nil, fmt.Errorf("invalid CLOUD_APP_PRODUCT_HOSTS: %q would let any site on a public suffix install the app; name a domain, such as *.atlassian.net", h)
+		}
+	}
+	if _, err := netmail.ParseAddress(c.MailFrom); err != nil {
+		return nil, fmt.Errorf("invalid MAIL_FROM: %q is not an email address such as Space Sync <no-reply@example.com> (%v)", c.MailFrom, err)
 	}
 	if c.SecretKeyRaw != "" {
 		if _, err := secret.ParseKey(c.SecretKeyRaw); err != nil {
@@ -182,4 +189,15 @@ func (c *Config) LogAttrs() []any {
 		slog.String("SENDGRID_API_URL", c.SendGridAPIURL.String()),
 		slog.String("MAIL_FROM", c.MailFrom),
 	}
+}
+
+// tooBroad says whether a host pattern's wildcard reaches above a
+// registrable domain: "*", "*.com", "*com" (what follows the last wildcard
+// must hold at least two labels, as in "*.atlassian.net").
+func tooBroad(pattern string) bool {
+	i := strings.LastIndexAny(pattern, "*?")
+	if i < 0 {
+		return false
+	}
+	return strings.Count(strings.Trim(pattern[i+1:], "."), ".") < 1
 }

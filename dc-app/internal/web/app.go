@@ -179,6 +179,9 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 		return fmt.Errorf("create the first admin: %w", err)
 	}
 	if !created {
+		if cfg.AdminPassword != "" {
+			a.log.Warn("DC_APP_ADMIN_USERNAME and DC_APP_ADMIN_PASSWORD are ignored: they create the first admin account only, and one exists; change a password under Change password")
+		}
 		return nil
 	}
 	a.log.Info("created the first admin account", "username", cfg.AdminUsername, "password_generated", generated)

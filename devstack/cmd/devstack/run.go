@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,6 +35,8 @@ type stack struct {
 	lookup         func(string) (string, bool)
 	out            io.Writer
 	log            *slog.Logger
+	// logBase is log without its svc attribute, for the simulators' own.
+	logBase *slog.Logger
 }
 
 func (s *stack) confluenceURL() string { return "http://" + hostPort("localhost", s.confluenceAddr) }
@@ -68,8 +71,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return fmt.Errorf("unknown command %q (want: devstack [up|sims])", mode)
 	}
 	s := &stack{lookup: lookup, out: out}
-	s.log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("svc", "devstack")
+	s.logBase = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s.log = s.logBase.With("svc", "devstack")
 	s.dataDir = s.get("DEVSTACK_DATA_DIR", "data")
+	if abs, err := filepath.Abs(s.dataDir); err == nil {
+		s.dataDir = abs
+	}
 	s.confluenceAddr = s.get("CONFLUENCE_SIM_ADDR", "localhost:8080")
 	s.cloudAddr = s.get("CLOUD_APP_ADDR", "127.0.0.1:8081")
 	s.dcAddr = s.get("DC_APP_ADDR", "127.0.0.1:8082")
@@ -95,17 +102,69 @@ func (s *stack) sendgridKey() (string, error) {
 	return v, err
 }
 
-// adminPassword is the Data Center admin password for the banner:
-// DC_APP_ADMIN_PASSWORD when set, else one generated on the first run and
-// kept in the data directory (the local stack only).
-func (s *stack) adminPassword() (string, error) {
-	if v := s.get("DC_APP_ADMIN_PASSWORD", ""); v != "" {
-		return v, nil
+// The Data Center admin. dc-app creates its admin account on its first
+// start only, from DC_APP_ADMIN_USERNAME and DC_APP_ADMIN_PASSWORD, and
+// ignores them afterwards. So the stack keeps what it passed on the first
+// run (data/devstack/dc-admin-password, and dc-admin-username once dc-app
+// has started with it) and shows that on every later run, whatever the
+// variables say then.
+type adminAccount struct {
+	user, pass string
+	// existing: dc-app created this account on an earlier run.
+	existing bool
+}
+
+func (s *stack) adminFile(name string) string { return filepath.Join(s.dataDir, "devstack", name) }
+
+// admin returns the account for the banner: on the first run the
+// variables' values (or a generated password, kept in the data directory),
+// afterwards the recorded ones, with a warning when the variables differ.
+func (s *stack) admin() (adminAccount, error) {
+	envUser, envPass := s.get("DC_APP_ADMIN_USERNAME", ""), s.get("DC_APP_ADMIN_PASSWORD", "")
+	if b, err := os.ReadFile(s.adminFile("dc-admin-username")); err == nil {
+		pass, err := os.ReadFile(s.adminFile("dc-admin-password"))
+		if err != nil {
+			return adminAccount{}, err
+		}
+		a := adminAccount{user: strings.TrimSpace(string(b)), pass: strings.TrimSpace(string(pass)), existing: true}
+		if (envUser != "" && envUser != a.user) || (envPass != "" && envPass != a.pass) {
+			s.log.Warn("DC_APP_ADMIN_USERNAME and DC_APP_ADMIN_PASSWORD apply on the first run only: dc-app's admin exists already, so they are ignored; change the password in dc-app (Change password), or start over with a new DEVSTACK_DATA_DIR")
+		}
+		return a, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return adminAccount{}, err
 	}
-	v, _, err := secret.LoadOrCreateFile(filepath.Join(s.dataDir, "devstack", "dc-admin-password"), func() (string, error) {
+	user := envUser
+	if user == "" {
+		user = "admin"
+	}
+	pass, _, err := secret.LoadOrCreateFile(s.adminFile("dc-admin-password"), func() (string, error) {
+		if envPass != "" {
+			return envPass, nil
+		}
 		return randomString(18), nil
 	})
-	return v, err
+	if err != nil {
+		return adminAccount{}, err
+	}
+	if envPass != "" && envPass != pass {
+		// A first run that stopped before dc-app started kept another
+		// password; the variable wins, as it will in dc-app.
+		if err := os.WriteFile(s.adminFile("dc-admin-password"), []byte(envPass+"\n"), 0o600); err != nil {
+			return adminAccount{}, err
+		}
+		pass = envPass
+	}
+	return adminAccount{user: user, pass: pass}, nil
+}
+
+// recordAdmin notes that dc-app has started with the account, so later
+// runs know it exists.
+func (s *stack) recordAdmin(a adminAccount) error {
+	if a.existing {
+		return nil
+	}
+	return os.WriteFile(s.adminFile("dc-admin-username"), []byte(a.user+"\n"), 0o600)
 }
 
 func randomString(n int) string {
@@ -150,7 +209,7 @@ func (s *stack) startSims(ctx context.Context, sv *servers) (*confluencesim.Sim,
 	if err != nil {
 		return nil, err
 	}
-	sg := sendgridsim.New(sendgridsim.Config{APIKey: key, Logger: s.log.With("svc", "sendgrid-sim")})
+	sg := sendgridsim.New(sendgridsim.Config{APIKey: key, Logger: s.logBase.With("svc", "sendgrid-sim")})
 	if err := sv.serve(ctx, s.sendgridAddr, sg.Handler()); err != nil {
 		return nil, err
 	}
@@ -158,7 +217,7 @@ func (s *stack) startSims(ctx context.Context, sv *servers) (*confluencesim.Sim,
 		PublicURL:        s.confluenceURL(),
 		AppDescriptorURL: s.get("CLOUD_APP_BASE_URL", s.cloudURL()) + "/atlassian-connect.json",
 		StateFile:        filepath.Join(s.dataDir, "devstack", "confluence-sim.json"),
-		Logger:           s.log.With("svc", "confluence-sim"),
+		Logger:           s.logBase.With("svc", "confluence-sim"),
 	})
 	if err != nil {
 		return nil, err
@@ -208,11 +267,10 @@ func (s *stack) runUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	adminPass, err := s.adminPassword()
+	admin, err := s.admin()
 	if err != nil {
 		return err
 	}
-	adminUser := s.get("DC_APP_ADMIN_USERNAME", "admin")
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -237,8 +295,10 @@ func (s *stack) runUp(ctx context.Context) error {
 		"DC_APP_BASE_URL":           s.dcURL(),
 		"DC_APP_DATA_DIR":           filepath.Join(s.dataDir, "dc-app"),
 		"DC_APP_TRUSTED_CLOUD_URLS": s.cloudURL(),
-		"DC_APP_ADMIN_USERNAME":     adminUser,
-		"DC_APP_ADMIN_PASSWORD":     adminPass,
+	}
+	if !admin.existing {
+		dcEnv["DC_APP_ADMIN_USERNAME"] = admin.user
+		dcEnv["DC_APP_ADMIN_PASSWORD"] = admin.pass
 	}
 	procs := []*proc{
 		{name: "cloud-app", path: filepath.Join(binDir, "cloud-app"), env: s.childEnv(cloudEnv)},
@@ -261,10 +321,13 @@ func (s *stack) runUp(ctx context.Context) error {
 	if err := waitReady(ctx, s.childValue(dcEnv, "DC_APP_BASE_URL")+"/readyz", 2*time.Minute); err != nil {
 		return fmt.Errorf("dc-app did not become ready: %w", err)
 	}
+	if err := s.recordAdmin(admin); err != nil {
+		return err
+	}
 	if err := cs.Install(ctx); err != nil {
 		return fmt.Errorf("install the app into the Confluence simulator: %w", err)
 	}
-	s.banner(adminUser, adminPass)
+	s.banner(admin)
 
 	select {
 	case <-ctx.Done():
@@ -297,7 +360,11 @@ func (s *stack) childValue(defaults map[string]string, k string) string {
 	return s.get(k, defaults[k])
 }
 
-func (s *stack) banner(user, pass string) {
+func (s *stack) banner(a adminAccount) {
+	note := ""
+	if a.existing {
+		note = "  The dc-app admin was created on the first run; if you changed its password in dc-app, use yours.\n"
+	}
 	fmt.Fprintf(s.out, `
   Space Sync local stack is up.
 
@@ -306,9 +373,9 @@ func (s *stack) banner(user, pass string) {
     dc-app (Data Center)         %s/space-sync   sign in as %s / %s
     SendGrid simulator           %s              (mails cloud-app sent)
 
-  Data: %s    Stop: Ctrl-C
+%s  Data: %s    Stop: Ctrl-C
 
-`, s.confluenceURL(), s.cloudURL(), s.dcURL(), user, pass, s.sendgridURL(), s.dataDir)
+`, s.confluenceURL(), s.cloudURL(), s.dcURL(), a.user, a.pass, s.sendgridURL(), note, s.dataDir)
 }
 
 // waitReady polls url until it answers 200.
