@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ type Server struct {
 	*echo.Echo
 	Registry *prometheus.Registry
 	log      *slog.Logger
+	trusted  []*net.IPNet
 }
 
 // New returns a configured Echo server. Routes are added by the service.
@@ -62,7 +64,7 @@ func New(o Options) *Server {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{Echo: e, Registry: reg, log: o.Logger}
+	s := &Server{Echo: e, Registry: reg, log: o.Logger, trusted: o.TrustedProxies}
 	isAPI := o.IsAPI
 	if isAPI == nil {
 		isAPI = DefaultIsAPI
@@ -104,6 +106,38 @@ func IPExtractor(trusted []*net.IPNet) echo.IPExtractor {
 		opts = append(opts, echo.TrustIPRange(n))
 	}
 	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// TLSRequest reports whether r reached the service over TLS: on a TLS
+// connection, or from a trusted proxy (Options.TrustedProxies, the direct
+// peer) whose X-Forwarded-Proto says https. The header from any other peer
+// is ignored, so a client cannot claim TLS; Echo's Context.Scheme, which
+// believes it from anyone, must not be used for security decisions.
+func (s *Server) TLSRequest(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if len(s.trusted) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer := net.ParseIP(host)
+	if peer == nil || !slices.ContainsFunc(s.trusted, func(n *net.IPNet) bool { return n.Contains(peer) }) {
+		return false
+	}
+	// A proxy that appends rather than replaces puts its own value last.
+	vals := r.Header.Values(echo.HeaderXForwardedProto)
+	if len(vals) == 0 {
+		return false
+	}
+	last := vals[len(vals)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.EqualFold(strings.TrimSpace(last), "https")
 }
 
 // RequestID returns the request id of c.

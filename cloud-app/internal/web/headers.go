@@ -9,12 +9,15 @@ import (
 // securityHeaders sets the headers every cloud-app response carries. Pages
 // that Confluence frames replace the CSP with one naming the tenant's hosts.
 // There is deliberately no X-Frame-Options: SAMEORIGIN would blank the page
-// inside Confluence; frame-ancestors says who may frame us instead.
+// inside Confluence; frame-ancestors says who may frame us instead. HSTS is
+// sent only on a response that goes out over TLS (a TLS connection, or a
+// trusted proxy's X-Forwarded-Proto: https; see server.TLSRequest): RFC
+// 6797 forbids it over plain http.
 func (a *App) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	ancestors := a.frameAncestors(nil)
 	csp := "default-src 'none'; frame-ancestors " + ancestors + "; base-uri 'none'; form-action 'none'"
-	hsts := a.deps.Config.BaseURL.Scheme == "https"
 	return func(c echo.Context) error {
+		hsts := a.Server.TLSRequest(c.Request())
 		h := c.Response().Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")

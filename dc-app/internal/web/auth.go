@@ -287,11 +287,11 @@ func (a *App) login(c echo.Context) error {
 	ck, err := c.Cookie(loginCookie)
 	if a.checkSite(c) != nil || err != nil || ck.Value == "" ||
 		subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostForm.Get("login_csrf"))) != 1 {
-		v.Error = "The sign-in form expired. Try again."
+		v.Error, v.ErrorCode = "The sign-in form expired. Try again.", apperr.Forbidden
 		return a.renderLogin(c, http.StatusForbidden, v)
 	}
 	if username == "" || r.PostForm.Get("password") == "" || len(username) > 64 {
-		v.Error = "Enter your username and password."
+		v.Error, v.ErrorCode = "Enter your username and password.", apperr.ValidationFailed
 		return a.renderLogin(c, http.StatusUnprocessableEntity, v)
 	}
 	admin, err := a.verifyPassword(c, username, r.PostForm.Get("password"))
@@ -303,7 +303,7 @@ func (a *App) login(c echo.Context) error {
 		if ae.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 		}
-		v.Error = ae.Message
+		v.Error, v.ErrorCode = ae.Message, ae.Code
 		return a.renderLogin(c, ae.Status(), v)
 	}
 	// A new session every time; the one presented (if any) is deleted.

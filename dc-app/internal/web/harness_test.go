@@ -70,10 +70,12 @@ type harnessOptions struct {
 	// baseURL overrides DC_APP_BASE_URL (requests still go to the test
 	// server).
 	baseURL string
+	// trustedProxies is DC_APP_TRUSTED_PROXIES.
+	trustedProxies string
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	app  *App
 	srv  *httptest.Server
 	fake *cloudtest.Fake
@@ -82,7 +84,7 @@ type harness struct {
 	logs *syncBuffer
 }
 
-func newHarness(t *testing.T, o harnessOptions) *harness {
+func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	fake := cloudtest.New(t)
 	d := o.db
@@ -110,6 +112,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		"DC_APP_TRUSTED_SITES":      o.trustedSites,
 		"DC_APP_ADMIN_USERNAME":     adminUser,
 		"DC_APP_ADMIN_PASSWORD":     pw,
+		"DC_APP_TRUSTED_PROXIES":    o.trustedProxies,
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +145,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 // client is a browser-like client: a cookie jar, no redirect following.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	h    *harness
 	hc   *http.Client
 	csrf string

@@ -86,7 +86,11 @@ type flagView struct {
 
 type loginView struct {
 	layout
-	Error     string
+	Error string
+	// ErrorCode is the stable code of Error (DESIGN section 7), for
+	// scripts and tests: forbidden, validation_failed, unauthorized or
+	// rate_limited.
+	ErrorCode apperr.Code
 	Info      string
 	Username  string
 	Next      string

@@ -53,10 +53,13 @@ func (a *App) routes() {
 
 // securityHeaders sets the headers every dc-app response carries. dc-app
 // may never be framed. Responses are not cached: they can carry a token's
-// details or a CSRF token (static assets override this).
+// details or a CSRF token (static assets override this). HSTS is sent only
+// on a response that goes out over TLS (a TLS connection, or a trusted
+// proxy's X-Forwarded-Proto: https; see server.TLSRequest): RFC 6797
+// forbids it over plain http.
 func (a *App) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	hsts := a.secure
 	return func(c echo.Context) error {
+		hsts := a.Server.TLSRequest(c.Request())
 		h := c.Response().Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
