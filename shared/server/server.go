@@ -254,6 +254,17 @@ func newMetrics(name string, reg *prometheus.Registry) *metrics {
 	return m
 }
 
+// metricMethod is the method label: the standard methods as they are, any
+// other string a client sends as OTHER, so that clients cannot mint series.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
 func accessLog(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -268,8 +279,9 @@ func accessLog(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 			}
 			status := c.Response().Status
 			d := time.Since(start)
-			m.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
-			m.duration.WithLabelValues(route, c.Request().Method).Observe(d.Seconds())
+			method := metricMethod(c.Request().Method)
+			m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+			m.duration.WithLabelValues(route, method).Observe(d.Seconds())
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 				return nil
 			}

@@ -81,8 +81,8 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	if len(c.AdminUsername) > 64 || strings.ContainsAny(c.AdminUsername, " \t\r\n:") {
 		return nil, fmt.Errorf("invalid DC_APP_ADMIN_USERNAME: at most 64 characters, no spaces or colons")
 	}
-	if c.AdminPassword != "" && len(c.AdminPassword) < 12 {
-		return nil, fmt.Errorf("invalid DC_APP_ADMIN_PASSWORD: at least 12 characters")
+	if c.AdminPassword != "" && len([]rune(strings.TrimSpace(c.AdminPassword))) < 12 {
+		return nil, fmt.Errorf("invalid DC_APP_ADMIN_PASSWORD: at least 12 characters, not counting spaces at either end")
 	}
 	if len(c.TrustedCloudURLs) == 0 {
 		c.Warnings = append(c.Warnings, "DC_APP_TRUSTED_CLOUD_URLS is empty: every token import will be refused as untrusted_issuer")

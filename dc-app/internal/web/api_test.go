@@ -606,3 +606,42 @@ func TestRemove(t *testing.T) {
 		}
 	})
 }
+
+// The API never sends a Basic challenge (DESIGN section 8): a browser would
+// prompt for the password and cache it. Clients send credentials at once.
+func TestAPI_NoBasicChallenge(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	resp, err := http.Get(h.URL + "/api/v1/synced-spaces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(resp)
+	if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || got != "" {
+		t.Errorf("anonymous: %d, WWW-Authenticate %q", resp.StatusCode, got)
+	}
+	resp = h.basic("admin", "wrong password!", http.MethodGet, "/api/v1/synced-spaces", "", nil)
+	readBody(resp)
+	if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || got != "" {
+		t.Errorf("wrong password: %d, WWW-Authenticate %q", resp.StatusCode, got)
+	}
+}
+
+// Valid JSON with a field of the wrong type is told so, naming the field.
+func TestAPI_JSONWrongType(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for body, field := range map[string]string{
+		`{"token": 1, "name": "x"}`:                  "token",
+		`{"token": "a.b.c.d.e", "name": ["x"]}`:      "name",
+		`{"token": "a.b.c.d.e", "permissions": "x"}`: "permissions",
+	} {
+		resp := h.basic("admin", adminPass, http.MethodPost, "/api/v1/synced-spaces", "application/json", strings.NewReader(body))
+		got := readBody(resp)
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(got, `The field \"`+field) || strings.Contains(got, "not valid JSON") {
+			t.Errorf("%s: %d %s; want 422 naming %q", body, resp.StatusCode, got, field)
+		}
+	}
+	resp := h.basic("admin", adminPass, http.MethodPost, "/api/v1/synced-spaces", "application/json", strings.NewReader(`{"token": `))
+	if got := readBody(resp); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(got, "not valid JSON") {
+		t.Errorf("truncated JSON: %d %s", resp.StatusCode, got)
+	}
+}

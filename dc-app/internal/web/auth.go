@@ -115,6 +115,9 @@ func (a *App) requirePageSession(next echo.HandlerFunc) echo.HandlerFunc {
 
 // requireAPIAuth authenticates an API request by session (plus the CSRF
 // header on state-changing methods) or by HTTP Basic (see the rules above).
+// Its 401s never carry a Basic challenge (DESIGN section 8): a browser
+// would prompt for, and then cache, the credentials; clients send them with
+// the first request.
 func (a *App) requireAPIAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -353,8 +356,8 @@ func (a *App) changePassword(c echo.Context) error {
 	cur, next, confirm := f.Get("current_password"), f.Get("new_password"), f.Get("confirm_password")
 	v := passwordView{Errors: map[string]string{}}
 	switch {
-	case len([]rune(next)) < minPasswordLength:
-		v.Errors["new_password"] = "Use at least " + strconv.Itoa(minPasswordLength) + " characters."
+	case len([]rune(strings.TrimSpace(next))) < minPasswordLength:
+		v.Errors["new_password"] = "Use at least " + strconv.Itoa(minPasswordLength) + " characters, not counting spaces at either end."
 	case len(next) > maxPasswordBytes:
 		v.Errors["new_password"] = "Use at most " + strconv.Itoa(maxPasswordBytes) + " bytes (fewer characters if they are not plain ASCII)."
 	case next == cur:

@@ -352,6 +352,15 @@ func TestChangePassword(t *testing.T) {
 			t.Errorf("short password = %d", resp.StatusCode)
 		}
 	})
+	t.Run("ErrOnlySpaces", func(t *testing.T) {
+		for _, p := range []string{strings.Repeat(" ", 12), " \t  short  \t  "} {
+			resp := c1.postForm("/account/password", url.Values{"_csrf": {c1.csrf}, "current_password": {adminPass},
+				"new_password": {p}, "confirm_password": {p}}, nil)
+			if body := readBody(resp); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "not counting spaces") {
+				t.Errorf("password %q = %d", p, resp.StatusCode)
+			}
+		}
+	})
 	t.Run("OK", func(t *testing.T) {
 		resp := c1.postForm("/account/password", url.Values{"_csrf": {c1.csrf}, "current_password": {adminPass},
 			"new_password": {newPass}, "confirm_password": {newPass}}, nil)

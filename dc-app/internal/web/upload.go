@@ -134,6 +134,10 @@ func readInput(c echo.Context, raw bool) (importInput, error) {
 		}
 		var j jsonImport
 		if err := json.Unmarshal(body, &j); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return importInput{}, apperr.Wrap(err, apperr.ValidationFailed, "The field \""+te.Field+"\" has the wrong type. Send {\"token\": \"...\", \"name\": \"...\", \"permissions\": [{\"type\": \"user\", \"name\": \"...\"}]}.")
+			}
 			return importInput{}, apperr.Wrap(err, apperr.ValidationFailed, "The request is not valid JSON. Send {\"token\": \"...\", \"name\": \"...\"}.")
 		}
 		return j.input(), nil

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// A client cannot mint metric series with made-up methods: whatever it
+// sends, the method label takes one of a fixed set of values.
+func TestMetrics_MethodLabelIsBounded(t *testing.T) {
+	s := New(Options{Name: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.GET("/thing", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+	for _, m := range []string{"GET", "POST", "AAA1", "AAA2", "BREW", "get", strings.Repeat("X", 200)} {
+		s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(m, "/thing", nil))
+	}
+	mfs, err := s.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "test_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" {
+					methods[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if len(methods) != 3 || !methods["GET"] || !methods["POST"] || !methods["OTHER"] {
+		t.Errorf("method labels %v; want GET, POST and OTHER", methods)
+	}
+	if n := testutil.CollectAndCount(s.Registry, "test_http_requests_total"); n > 6 {
+		t.Errorf("%d request series for 7 requests on one route; made-up methods must share one", n)
+	}
+}
