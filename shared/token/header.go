@@ -295,13 +295,21 @@ func (p *parser) stringValue() (span, error) {
 		return span{}, errInvalid("its header has a value of the wrong type")
 	}
 	start := p.i
+	ascii := true
 	for p.i < len(p.b) {
-		ch := p.b[p.i]
-		switch {
+		// Skip plain ASCII (nearly every byte of a header) one lookup at a
+		// time; stop at a quote, a backslash, a control or a non-ASCII byte.
+		for p.i < len(p.b) && strClass[p.b[p.i]] == strPlain {
+			p.i++
+		}
+		if p.i == len(p.b) {
+			break
+		}
+		switch ch := p.b[p.i]; {
 		case ch == '"':
 			s := span{start, p.i}
 			p.i++
-			if !utf8.Valid(s.of(p.b)) {
+			if !ascii && !utf8.Valid(s.of(p.b)) {
 				return span{}, errInvalid("its header is not valid UTF-8")
 			}
 			return s, nil
@@ -310,10 +318,28 @@ func (p *parser) stringValue() (span, error) {
 		case ch < 0x20:
 			return span{}, errInvalid("its header is not well-formed JSON")
 		}
+		ascii = false
 		p.i++
 	}
 	return span{}, errInvalid("its header is not well-formed JSON")
 }
+
+// strClass classifies bytes inside a JSON string for stringValue: strPlain
+// for printable ASCII other than '"' and '\\', strStop for everything else
+// (the quote, the backslash, controls and non-ASCII bytes).
+var strClass = func() (t [256]byte) {
+	for i := range t {
+		if i < 0x20 || i >= 0x80 || i == '"' || i == '\\' {
+			t[i] = strStop
+		}
+	}
+	return t
+}()
+
+const (
+	strPlain = 0
+	strStop  = 1
+)
 
 // escapedString continues stringValue from the first backslash, decoding
 // the string in place: a decoded escape is never longer than its source.
