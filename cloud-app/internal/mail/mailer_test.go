@@ -2,6 +2,7 @@ package mail
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +45,8 @@ func TestFromConfig(t *testing.T) {
 	if _, ok := m.(*Outbox); err != nil || !ok {
 		t.Errorf("MAIL_MODE=outbox: %T, %v", m, err)
 	}
-	if _, err := FromConfig(load(map[string]string{"MAIL_FROM": "not an address"}), time.Now); err == nil {
-		t.Error("a MAIL_FROM that is not an address: nil error")
+	// The configuration refuses it before any mailer is made, naming it.
+	if _, err := config.Load(env.FromMap(map[string]string{"CLOUD_APP_DATA_DIR": dir, "MAIL_FROM": "not an address"})); err == nil || !strings.Contains(err.Error(), "MAIL_FROM") {
+		t.Errorf("a MAIL_FROM that is not an address: %v", err)
 	}
 }
