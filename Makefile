@@ -67,6 +67,7 @@ BENCH_LOAD  := -quick -out bin/BENCHMARKS.load.quick.md
 endif
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_MICRO) ./shared/token/ ./cloud-app/internal/connect/
+	$(GO) test -count=1 -run '^TestJoseTiming$$' -v ./shared/token/ -jose-timing=20000
 	$(GO) run ./devstack/cmd/loadgen -bin bin $(BENCH_LOAD) $(LOADGEN_FLAGS)
 
 ## fuzz: each fuzz target for FUZZTIME (default 10m)
