@@ -52,7 +52,7 @@ gotest:
 
 ## bench: the recorded benchmarks (see BENCHMARKS.md): the token and Connect
 ## micro-benchmarks, then the load driver (devstack/cmd/loadgen) on throwaway
-## Postgres clusters, writing BENCHMARKS.load.md (about 14 minutes in all).
+## Postgres clusters, writing BENCHMARKS.load.md (about 12 minutes in all).
 ## BENCH_QUICK=1 is a smoke run of the same (4-5 minutes): one pass of the
 ## micro-benchmarks and every load scenario briefly; its report goes to
 ## bin/BENCHMARKS.load.quick.md and is not a measurement.
