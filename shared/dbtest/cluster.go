@@ -140,4 +140,3 @@ func (c *Cluster) Port() int { return c.port }
 func (c *Cluster) URL(name string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, name)
 }
-

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -316,4 +317,24 @@ func Probe(addr, path string) error {
 		return fmt.Errorf("%s answered %d", path, resp.StatusCode)
 	}
 	return nil
+}
+
+// LimitKey is the key a per-client rate limit counts under for ip (as
+// c.RealIP() gives it): the address itself for IPv4, and its /64 network
+// for IPv6, because one IPv6 client is typically given a whole /64 and can
+// rotate through it. A value that is not an IP address is its own key.
+func LimitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

@@ -44,3 +44,19 @@ func TestMetrics_MethodLabelIsBounded(t *testing.T) {
 		t.Errorf("%d request series for 7 requests on one route; made-up methods must share one", n)
 	}
 }
+
+func TestLimitKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.7":                "203.0.113.7",
+		"::ffff:203.0.113.7":         "203.0.113.7",
+		"2001:db8:1:2:aaaa::1":       "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:ffff::99": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":            "2001:db8:1:3::/64",
+		"::1":                        "::/64",
+		"not an ip":                  "not an ip",
+	} {
+		if got := LimitKey(in); got != want {
+			t.Errorf("LimitKey(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

@@ -61,10 +61,11 @@ func apiV1NoStore(next echo.HandlerFunc) echo.HandlerFunc {
 // limitFailures refuses a client IP that has had apiV1FailureLimit failed
 // (4xx) calls in the current window, and counts this call if it fails.
 // Successful calls are not limited. The IP is c.RealIP(), which the
-// server's extractor takes from trusted proxies only.
+// server's extractor takes from trusted proxies only, counted per address
+// for IPv4 and per /64 for IPv6 (server.LimitKey).
 func (a *App) limitFailures(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ip := c.RealIP()
+		ip := server.LimitKey(c.RealIP())
 		if retry, blocked := a.apiFailures.blocked(ip); blocked {
 			return &apperr.Error{Code: apperr.RateLimited, RetryAfter: retry,
 				Message: "Too many failed attempts from this address. Wait a minute and try again."}

@@ -16,6 +16,7 @@ import (
 
 	"spacesync.io/dc-app/internal/store"
 	"spacesync.io/shared/apperr"
+	"spacesync.io/shared/server"
 )
 
 // Sessions and CSRF (DESIGN section 8).
@@ -226,7 +227,7 @@ func errCrossSite() *apperr.Error {
 // and per username before bcrypt runs. It returns rate_limited or
 // unauthorized.
 func (a *App) verifyPassword(c echo.Context, username, password string) (store.Admin, error) {
-	ip := c.RealIP()
+	ip := server.LimitKey(c.RealIP()) // an IPv6 client is counted by its /64
 	if blocked, wait := a.throttle.blocked(ip, username); blocked {
 		secs := int(wait/time.Second) + 1
 		return store.Admin{}, &apperr.Error{Code: apperr.RateLimited, RetryAfter: secs,

@@ -661,5 +661,17 @@ func TestClientIP_SignInThrottle(t *testing.T) {
 				t.Errorf("one client behind the proxy: %d, want 429", got)
 			}
 		})
+		t.Run(via+"/ErrIPv6RotatingWithinA64", func(t *testing.T) {
+			// An IPv6 client holds a whole /64: rotating the interface
+			// identifier does not escape the limit, another /64 is apart.
+			h := newHarness(t, harnessOptions{trustedProxies: "198.51.100.0/24"})
+			v6 := func(i int) string { return fmt.Sprintf("2001:db8:1:2::%x", i+1) }
+			if got := fail(t, h, "198.51.100.7:5000", v6, basic); got != http.StatusTooManyRequests {
+				t.Errorf("rotating within one /64: %d, want 429", got)
+			}
+			if got := h.secLogin(t, "198.51.100.7:5000", "2001:db8:1:3::1", "someone", "wrong password!"); got != http.StatusUnauthorized {
+				t.Errorf("another /64: %d, want 401", got)
+			}
+		})
 	}
 }
