@@ -119,7 +119,7 @@ func (b *tab) shot(name string, forDocs bool) {
 // waitJS waits until a JavaScript expression is truthy, across navigations.
 func (b *tab) waitJS(what, expr string) {
 	b.t.Helper()
-	b.waitJSFor(what, expr, 20*time.Second)
+	b.waitJSFor(what, expr, 60*time.Second)
 }
 
 func (b *tab) waitJSFor(what, expr string, timeout time.Duration) {

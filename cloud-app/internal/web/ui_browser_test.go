@@ -87,6 +87,10 @@ func uiEval[T any](b *uiBrowser, expr string) T {
 // waitJS waits until a JavaScript expression in the app's iframe is truthy.
 func (b *uiBrowser) waitJS(what, expr string, timeout time.Duration) {
 	b.t.Helper()
+	// Timeouts are hang guards, not speed checks: the given one is what a
+	// quiet machine needs; `make test` runs several packages at once on two
+	// cores, so allow four times as much.
+	timeout *= 4
 	ctx, cancel := context.WithTimeout(b.frame, timeout+5*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {

@@ -287,7 +287,7 @@ func (a *App) login(c echo.Context) error {
 		return bodyError(c, err)
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
-	v := loginView{Username: username, Next: safeNext(r.PostForm.Get("next"))}
+	v := loginView{FormUsername: username, Next: safeNext(r.PostForm.Get("next"))}
 	ck, err := c.Cookie(loginCookie)
 	if a.checkSite(c) != nil || err != nil || ck.Value == "" ||
 		subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostForm.Get("login_csrf"))) != 1 {

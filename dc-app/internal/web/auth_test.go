@@ -119,11 +119,19 @@ func TestLogin(t *testing.T) {
 		if sessionCookie(c) != nil {
 			t.Error("a failed sign-in set a session cookie")
 		}
+		if strings.Contains(body, "Signed in as") || strings.Contains(body, "Sign out") {
+			t.Error("a failed sign-in page shows a signed-in header")
+		}
 	})
 	t.Run("ErrUnknownUser", func(t *testing.T) {
-		resp := h.newClient().login("nobody", adminPass)
-		if body := readBody(resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Wrong username or password.") {
+		resp := h.newClient().login("mallory", adminPass)
+		body := readBody(resp)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Wrong username or password.") {
 			t.Errorf("unknown user = %d", resp.StatusCode)
+		}
+		// The typed name refills the form, and nothing else.
+		if !strings.Contains(body, `value="mallory"`) || strings.Contains(body, "Signed in as") {
+			t.Errorf("the refused page does not just refill the username:\n%s", body)
 		}
 	})
 	t.Run("ErrNoLoginToken", func(t *testing.T) {

@@ -92,9 +92,11 @@ type loginView struct {
 	// rate_limited.
 	ErrorCode apperr.Code
 	Info      string
-	Username  string
-	Next      string
-	LoginCSRF string
+	// FormUsername refills the form after a refusal; it is not the
+	// layout's Username (the signed-in admin, of whom there is none here).
+	FormUsername string
+	Next         string
+	LoginCSRF    string
 }
 
 type passwordView struct {

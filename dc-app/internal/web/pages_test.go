@@ -48,7 +48,7 @@ func TestPages_EveryTemplate(t *testing.T) {
 	}
 	spaces.Flag = &flagView{Kind: "success", Title: hostile, Text: hostile}
 	views := map[string]view{
-		"login":    &loginView{Error: hostile, Username: hostile, Next: "/space-sync", LoginCSRF: "tok"},
+		"login":    &loginView{Error: hostile, FormUsername: hostile, Next: "/space-sync", LoginCSRF: "tok"},
 		"password": &passwordView{Errors: map[string]string{"new_password": hostile}, FormError: hostile},
 		"spaces":   spaces,
 		"error":    &errorView{Status: 404, Code: "not_found", Heading: "Not found", Message: hostile, RequestID: "rid"},

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +76,37 @@ func TestAdmin_GeneratedAndKept(t *testing.T) {
 	s, _ = testStack(t, dir, map[string]string{"DC_APP_ADMIN_PASSWORD": "Chosen-password-1"})
 	if a, err := s.admin(); err != nil || a.pass != "Chosen-password-1" {
 		t.Fatalf("first run with a password: %+v, %v", a, err)
+	}
+}
+
+// A password changed in dc-app is not printed: the banner says to use the
+// one set there. Only a definite 401 counts as changed.
+func TestAdmin_ChangedPasswordNotPrinted(t *testing.T) {
+	status := http.StatusUnauthorized
+	dc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != "first-run-password" || r.URL.Path != "/api/v1/synced-spaces" {
+			t.Errorf("probe %s with %q %q", r.URL.Path, u, p)
+		}
+		w.WriteHeader(status)
+	}))
+	defer dc.Close()
+	a := adminAccount{user: "admin", pass: "first-run-password", existing: true}
+	if signsIn(context.Background(), dc.URL, a) {
+		t.Error("a 401 counts as signing in")
+	}
+	status = http.StatusOK
+	if !signsIn(context.Background(), dc.URL, a) {
+		t.Error("a 200 counts as not signing in")
+	}
+	status = http.StatusServiceUnavailable
+	if !signsIn(context.Background(), dc.URL, a) {
+		t.Error("a 503 counts as a changed password")
+	}
+
+	s, logs := testStack(t, t.TempDir(), nil)
+	a.changed = true
+	s.banner(a)
+	if out := logs.String(); strings.Contains(out, a.pass) || !strings.Contains(out, "sign in as admin with the password you set in dc-app") {
+		t.Errorf("banner for a changed password:\n%s", out)
 	}
 }

@@ -112,6 +112,9 @@ type adminAccount struct {
 	user, pass string
 	// existing: dc-app created this account on an earlier run.
 	existing bool
+	// changed: the recorded password no longer signs in (it was changed
+	// in dc-app), so the banner must not print it.
+	changed bool
 }
 
 func (s *stack) adminFile(name string) string { return filepath.Join(s.dataDir, "devstack", name) }
@@ -324,6 +327,9 @@ func (s *stack) runUp(ctx context.Context) error {
 	if err := s.recordAdmin(admin); err != nil {
 		return err
 	}
+	if admin.existing {
+		admin.changed = !signsIn(ctx, s.childValue(dcEnv, "DC_APP_BASE_URL"), admin)
+	}
 	if err := cs.Install(ctx); err != nil {
 		return fmt.Errorf("install the app into the Confluence simulator: %w", err)
 	}
@@ -360,22 +366,45 @@ func (s *stack) childValue(defaults map[string]string, k string) string {
 	return s.get(k, defaults[k])
 }
 
+// signsIn reports whether the recorded account still signs in to dc-app
+// (HTTP Basic on its API). Only a definite 401 says no: the probe must not
+// hide a working password because of a hiccup.
+func signsIn(ctx context.Context, dcBase string, a adminAccount) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, dcBase+"/api/v1/synced-spaces", nil)
+	if err != nil {
+		return true
+	}
+	req.SetBasicAuth(a.user, a.pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return true
+	}
+	resp.Body.Close()
+	return resp.StatusCode != http.StatusUnauthorized
+}
+
 func (s *stack) banner(a adminAccount) {
-	note := ""
+	note, signIn := "", "sign in as "+a.user+" / "+a.pass
 	if a.existing {
 		note = "  The dc-app admin was created on the first run; if you changed its password in dc-app, use yours.\n"
+	}
+	if a.changed {
+		signIn = "sign in as " + a.user + " with the password you set in dc-app"
+		note = "  The first-run password (data/devstack/dc-admin-password) was changed in dc-app and no longer works.\n"
 	}
 	fmt.Fprintf(s.out, `
   Space Sync local stack is up.
 
     Confluence Cloud simulator   %s/wiki/        <- start here: open "Space Sync"
     cloud-app                    %s
-    dc-app (Data Center)         %s/space-sync   sign in as %s / %s
+    dc-app (Data Center)         %s/space-sync   %s
     SendGrid simulator           %s              (mails cloud-app sent)
 
 %s  Data: %s    Stop: Ctrl-C
 
-`, s.confluenceURL(), s.cloudURL(), s.dcURL(), a.user, a.pass, s.sendgridURL(), note, s.dataDir)
+`, s.confluenceURL(), s.cloudURL(), s.dcURL(), signIn, s.sendgridURL(), note, s.dataDir)
 }
 
 // waitReady polls url until it answers 200.

@@ -381,6 +381,22 @@
     }
   }
 
+  // A field's error goes away as soon as the field is edited.
+  document.addEventListener('input', function (ev) {
+    var t = ev.target;
+    if (!t || !t.getAttribute || t.getAttribute('aria-invalid') !== 'true') {
+      return;
+    }
+    t.removeAttribute('aria-invalid');
+    (t.getAttribute('aria-describedby') || '').split(/\s+/).forEach(function (id) {
+      var p = id && $(id);
+      if (p && p.classList.contains('field__error')) {
+        p.hidden = true;
+        p.textContent = '';
+      }
+    });
+  });
+
   function clearFormErrors(form) {
     Array.prototype.forEach.call(form.querySelectorAll('.field__error'), function (p) {
       p.hidden = true;
@@ -1109,6 +1125,10 @@
     box.className = 'ss-progress' + (kind && kind !== 'wait' ? ' ss-progress--' + kind : '');
     box.replaceChildren(kind === 'wait' ? spinner() : icon(kind, 'ss-progress__icon'), el('span', { text: text }));
     box.hidden = false;
+    // The dialog body scrolls: bring the status into view.
+    if (box.scrollIntoView) {
+      box.scrollIntoView({ block: 'nearest' });
+    }
   }
 
   function openSend(s, opener) {
