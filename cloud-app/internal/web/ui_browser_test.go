@@ -182,7 +182,10 @@ func TestSpaceSyncPage_Browser(t *testing.T) {
 	}
 
 	// Search, then open Engineering.
-	b.do("search", chromedp.SendKeys(chromedp.CSS("#space-query"), "engin"))
+	// Click first: key events reach a cross-site frame only once it has
+	// focus, which a busy machine may not have given it yet.
+	b.do("search", chromedp.Click(chromedp.CSS("#space-query")), chromedp.SendKeys(chromedp.CSS("#space-query"), "engin"))
+	b.waitJS("the typed query", `document.getElementById('space-query').value === 'engin'`, 5*time.Second)
 	b.waitJS("the search result", `document.querySelectorAll('#spaces-body tr').length === 1 && document.querySelector('#spaces-body').textContent.includes('Engineering')`, 10*time.Second)
 	b.do("open ENG", chromedp.Click(chromedp.CSS(`button[aria-label="Edit sync settings of Engineering"]`)))
 	b.waitJS("the ENG view", `!document.getElementById('create-sync').hidden && !document.getElementById('syncs-empty').hidden`, 10*time.Second)
