@@ -17,6 +17,7 @@ import (
 	"spacesync.io/dc-app/internal/cloudtest"
 	"spacesync.io/shared/apperr"
 	"spacesync.io/shared/dbtest"
+	"spacesync.io/shared/dctest"
 	"spacesync.io/shared/protocol"
 	"spacesync.io/shared/secret"
 )
@@ -32,7 +33,7 @@ type dcFaultEnv struct {
 	app     started
 	vars    map[string]string
 	fake    *cloudtest.Fake
-	proxy   *holdingProxy
+	proxy   *dctest.HoldingProxy
 	db      *sql.DB
 
 	mu       sync.Mutex
@@ -48,7 +49,7 @@ func newDCFaultEnv(t *testing.T) *dcFaultEnv {
 	}
 	t.Cleanup(c.Remove)
 	e := &dcFaultEnv{t: t, cluster: c, fake: cloudtest.New(t)}
-	e.proxy = &holdingProxy{held: make(chan int, 1), before: func(path string) {
+	e.proxy = &dctest.HoldingProxy{Held: make(chan int, 1), Before: func(path string) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if e.stopOn == path {
@@ -58,9 +59,9 @@ func newDCFaultEnv(t *testing.T) *dcFaultEnv {
 			}
 		}
 	}}
-	ln := newLoopbackServer(t, e.proxy)
+	ln := dctest.ServeLoopback(t, e.proxy)
 	proxyURL := "http://" + ln.Addr().String()
-	e.proxy.upstream = e.fake.ServeAs(proxyURL)
+	e.proxy.Upstream = e.fake.ServeAs(proxyURL)
 	e.vars = map[string]string{
 		"DC_APP_DATABASE_URL":       c.URL("postgres"),
 		"DC_APP_DATA_DIR":           t.TempDir(),
