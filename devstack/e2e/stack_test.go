@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"spacesync.io/shared/server"
 )
 
 var updateDocs = flag.Bool("e2e.update-docs", false, "also write the README screenshots into docs/screenshots")
@@ -269,7 +270,7 @@ func startStack(t *testing.T, cfg stackConfig) *stack {
 	i := strings.Index(out, "  Space Sync local stack is up.")
 	s.banner = out[i : strings.Index(out[i:], "Stop: Ctrl-C\n")+i+len("Stop: Ctrl-C\n")]
 	for _, u := range []string{cfg.cloudURL() + "/readyz", cfg.dcURL() + "/readyz", cfg.confluenceURL() + "/wiki/", cfg.sendgridURL() + "/"} {
-		if err := pollOK(u, 30*time.Second); err != nil {
+		if err := server.WaitOK(context.Background(), u, 30*time.Second); err != nil {
 			s.fatalf("%v", err)
 		}
 	}
@@ -393,30 +394,5 @@ func waitFree(addr string, timeout time.Duration) error {
 			return fmt.Errorf("%s is still in use after devstack stopped: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// pollOK polls url until it answers 200.
-func pollOK(url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	var last error
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer 200 within %v: %v", url, timeout, last)
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }

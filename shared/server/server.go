@@ -319,6 +319,35 @@ func Probe(addr, path string) error {
 	return nil
 }
 
+// WaitOK polls url until it answers 200, for at most timeout (start-up
+// waits of the local stack and of tests). The error names the last answer.
+func WaitOK(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s answered %d", url, resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not answer 200 within %v: %w", url, timeout, errors.Join(last, ctx.Err()))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // LimitKey is the key a per-client rate limit counts under for ip (as
 // c.RealIP() gives it): the address itself for IPv4, and its /64 network
 // for IPv6, because one IPv6 client is typically given a whole /64 and can

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -58,5 +61,25 @@ func TestLimitKey(t *testing.T) {
 		if got := LimitKey(in); got != want {
 			t.Errorf("LimitKey(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+func TestWaitOK(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	if err := WaitOK(context.Background(), srv.URL, 10*time.Second); err != nil || calls.Load() != 3 {
+		t.Errorf("WaitOK: %v after %d calls; want nil after 3", err, calls.Load())
+	}
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	if err := WaitOK(context.Background(), down.URL, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "answered 503") {
+		t.Errorf("WaitOK on a 503: %v; want an error naming the 503", err)
 	}
 }

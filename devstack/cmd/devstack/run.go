@@ -23,6 +23,7 @@ import (
 	"spacesync.io/devstack/confluencesim"
 	"spacesync.io/devstack/sendgridsim"
 	"spacesync.io/shared/secret"
+	"spacesync.io/shared/server"
 )
 
 // stack is the resolved layout of the local stack.
@@ -239,7 +240,7 @@ func (s *stack) runSims(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, s.get("CLOUD_APP_BASE_URL", s.cloudURL())+"/readyz", 2*time.Minute); err != nil {
+	if err := server.WaitOK(ctx, s.get("CLOUD_APP_BASE_URL", s.cloudURL())+"/readyz", 2*time.Minute); err != nil {
 		return fmt.Errorf("cloud-app is not ready: %w", err)
 	}
 	if err := cs.Install(ctx); err != nil {
@@ -318,10 +319,10 @@ func (s *stack) runUp(ctx context.Context) error {
 	defer stopAll(procs)
 
 	cloudBase := s.childValue(cloudEnv, "CLOUD_APP_BASE_URL")
-	if err := waitReady(ctx, cloudBase+"/readyz", 2*time.Minute); err != nil {
+	if err := server.WaitOK(ctx, cloudBase+"/readyz", 2*time.Minute); err != nil {
 		return fmt.Errorf("cloud-app did not become ready: %w", err)
 	}
-	if err := waitReady(ctx, s.childValue(dcEnv, "DC_APP_BASE_URL")+"/readyz", 2*time.Minute); err != nil {
+	if err := server.WaitOK(ctx, s.childValue(dcEnv, "DC_APP_BASE_URL")+"/readyz", 2*time.Minute); err != nil {
 		return fmt.Errorf("dc-app did not become ready: %w", err)
 	}
 	if err := s.recordAdmin(admin); err != nil {
@@ -405,32 +406,6 @@ func (s *stack) banner(a adminAccount) {
 %s  Data: %s    Stop: Ctrl-C
 
 `, s.confluenceURL(), s.cloudURL(), s.dcURL(), signIn, s.sendgridURL(), note, s.dataDir)
-}
-
-// waitReady polls url until it answers 200.
-func waitReady(ctx context.Context, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	var last error
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("%s answered %d", url, resp.StatusCode)
-		} else {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(last, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // proc is a service child process whose output is prefixed with its name.
